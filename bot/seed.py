@@ -1,0 +1,586 @@
+"""The demo store: an apparel shop with realistic, deterministic data.
+
+Fixed random seed, dates relative to an injectable "now": 500+ customers with Chinese and
+English names, 200+ variants (shirts, ties, jackets, trousers; CNY prices), 2,000 orders over
+the last 90 days with shipments and tracking events, some late with a reason, and a group of
+customers who bought a blue shirt and a red tie (some of them also the navy jacket).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.clock import Clock, utcnow
+from bot.models import (
+    Customer,
+    Order,
+    OrderItem,
+    Product,
+    Shipment,
+    ShipmentEvent,
+    Variant,
+)
+
+SEED = 20261122
+N_CUSTOMERS = 520
+N_ORDERS = 2000
+
+SHIRT_SIZES = ("S", "M", "L", "XL", "XXL")
+TROUSER_SIZES = ("29", "30", "31", "32", "33", "34", "36")
+
+# (external id, zh name, en name, category, material, price in yuan, colours, sizes)
+CATALOGUE: tuple[tuple[str, str, str, str, str, int, tuple[str, ...], tuple[str, ...]], ...] = (
+    (
+        "P-OXF",
+        "牛津纺衬衫",
+        "Oxford shirt",
+        "shirt",
+        "100% cotton",
+        199,
+        ("blue", "white", "pink"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-NIR",
+        "商务免烫衬衫",
+        "Non-iron business shirt",
+        "shirt",
+        "cotton with non-iron finish",
+        259,
+        ("white", "light-blue", "blue"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-LIN",
+        "亚麻休闲衬衫",
+        "Linen casual shirt",
+        "shirt",
+        "100% linen",
+        229,
+        ("white", "navy", "beige"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-STR",
+        "条纹衬衫",
+        "Striped shirt",
+        "shirt",
+        "cotton poplin",
+        189,
+        ("blue", "pink"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-FRC",
+        "法式袖衬衫",
+        "French-cuff shirt",
+        "shirt",
+        "2-ply cotton",
+        329,
+        ("white", "light-blue"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-POL",
+        "珠地棉Polo衫",
+        "Piqué polo shirt",
+        "shirt",
+        "cotton piqué",
+        159,
+        ("white", "black", "navy", "red"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-SLK",
+        "真丝领带",
+        "Silk tie",
+        "tie",
+        "100% mulberry silk",
+        169,
+        ("red", "navy", "burgundy", "grey"),
+        ("F",),
+    ),
+    ("P-KNT", "针织领带", "Knit tie", "tie", "silk knit", 139, ("black", "navy", "red"), ("F",)),
+    ("P-PLD", "格纹领带", "Plaid tie", "tie", "wool blend", 129, ("blue", "green", "red"), ("F",)),
+    ("P-BLZ", "海军蓝西装外套", "Navy blazer", "jacket", "wool blend", 899, ("navy",), SHIRT_SIZES),
+    (
+        "P-WJK",
+        "羊毛混纺夹克",
+        "Wool-blend jacket",
+        "jacket",
+        "60% wool, 40% polyester",
+        699,
+        ("grey", "camel", "navy"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-DNJ",
+        "牛仔夹克",
+        "Denim jacket",
+        "jacket",
+        "cotton denim",
+        399,
+        ("blue", "black"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-TRC",
+        "经典风衣",
+        "Trench coat",
+        "jacket",
+        "cotton gabardine",
+        1099,
+        ("khaki", "black"),
+        SHIRT_SIZES,
+    ),
+    (
+        "P-SLT",
+        "修身西裤",
+        "Slim suit trousers",
+        "trousers",
+        "wool blend",
+        459,
+        ("black", "navy", "grey"),
+        TROUSER_SIZES,
+    ),
+    (
+        "P-CHN",
+        "休闲卡其裤",
+        "Chinos",
+        "trousers",
+        "stretch cotton twill",
+        299,
+        ("khaki", "navy", "olive"),
+        TROUSER_SIZES,
+    ),
+    (
+        "P-JNS",
+        "直筒牛仔裤",
+        "Straight jeans",
+        "trousers",
+        "cotton denim",
+        349,
+        ("blue", "black"),
+        TROUSER_SIZES,
+    ),
+    (
+        "P-JOG",
+        "针织运动裤",
+        "Knit joggers",
+        "trousers",
+        "cotton jersey",
+        199,
+        ("grey", "black"),
+        SHIRT_SIZES,
+    ),
+)
+
+SURNAMES = (
+    "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁"
+    "谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁"
+)
+GIVEN = (
+    "伟",
+    "芳",
+    "娜",
+    "敏",
+    "静",
+    "丽",
+    "强",
+    "磊",
+    "军",
+    "洋",
+    "勇",
+    "艳",
+    "杰",
+    "娟",
+    "涛",
+    "明",
+    "超",
+    "秀英",
+    "霞",
+    "平",
+    "刚",
+    "桂英",
+    "浩然",
+    "子涵",
+    "欣怡",
+    "梓萱",
+    "宇轩",
+    "一诺",
+    "思远",
+    "雨桐",
+    "晨曦",
+    "嘉怡",
+    "俊杰",
+    "佳琪",
+)
+EN_FIRST = (
+    "Emily",
+    "James",
+    "Olivia",
+    "Daniel",
+    "Sophia",
+    "Michael",
+    "Chloe",
+    "David",
+    "Grace",
+    "Ryan",
+    "Hannah",
+    "Kevin",
+    "Lucy",
+    "Jason",
+    "Amy",
+    "Tom",
+    "Sarah",
+    "Leo",
+    "Mia",
+    "Ben",
+    "Anna",
+    "Chris",
+    "Zoe",
+    "Sam",
+)
+EN_LAST = (
+    "Chen",
+    "Smith",
+    "Wong",
+    "Brown",
+    "Lee",
+    "Taylor",
+    "Lin",
+    "Wilson",
+    "Ng",
+    "Clarke",
+    "Tan",
+    "Miller",
+    "Liu",
+    "Davies",
+    "Ho",
+    "Walker",
+)
+# (zh, en) cities for addresses and tracking
+CITIES = (
+    ("上海", "Shanghai"),
+    ("北京", "Beijing"),
+    ("广州", "Guangzhou"),
+    ("深圳", "Shenzhen"),
+    ("成都", "Chengdu"),
+    ("武汉", "Wuhan"),
+    ("南京", "Nanjing"),
+    ("西安", "Xi'an"),
+    ("重庆", "Chongqing"),
+    ("苏州", "Suzhou"),
+    ("长沙", "Changsha"),
+    ("郑州", "Zhengzhou"),
+    ("厦门", "Xiamen"),
+    ("青岛", "Qingdao"),
+    ("哈尔滨", "Harbin"),
+    ("昆明", "Kunming"),
+)
+WAREHOUSE = ("杭州仓", "Hangzhou warehouse")
+HUBS = (
+    ("杭州转运中心", "Hangzhou hub"),
+    ("上海转运中心", "Shanghai hub"),
+    ("武汉转运中心", "Wuhan hub"),
+    ("广州转运中心", "Guangzhou hub"),
+    ("郑州转运中心", "Zhengzhou hub"),
+)
+CARRIERS = ("sf", "zto", "yto", "jd", "ems")
+TRACKING_PREFIX = {"sf": "SF", "zto": "ZT", "yto": "YT", "jd": "JD", "ems": "EM"}
+DELAY_REASONS = ("bad_weather", "courier_suspension", "peak_season", "out_of_stock")
+LEVELS = (("regular", 70), ("silver", 18), ("gold", 9), ("vip", 3))
+
+# Demo shoppers a tester can log in as (the README lists them).
+DEMO_CUSTOMERS = (
+    ("C00001", "张伟", "zh", "gold"),
+    ("C00002", "Emily Chen", "en", "vip"),
+    ("C00003", "李娜", "zh", "regular"),
+    ("C00004", "James Wilson", "en", "silver"),
+)
+
+
+@dataclass(frozen=True)
+class SeedReport:
+    customers: int
+    products: int
+    variants: int
+    orders: int
+    late_shipments: int
+    blue_shirt_red_tie_buyers: int
+
+
+def _phone(rng: random.Random) -> str:
+    return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
+
+
+def _customers(rng: random.Random, now: datetime) -> list[Customer]:
+    customers: list[Customer] = []
+    for ext, name, lang, level in DEMO_CUSTOMERS:
+        customers.append(
+            Customer(
+                external_id=ext,
+                name=name,
+                language=lang,
+                membership_level=level,
+                phone=_phone(rng),
+                points=rng.randint(100, 5000),
+                created_at=now - timedelta(days=400),
+            )
+        )
+    levels = [lvl for lvl, _ in LEVELS]
+    weights = [w for _, w in LEVELS]
+    for i in range(len(customers) + 1, N_CUSTOMERS + 1):
+        if rng.random() < 0.78:
+            name = rng.choice(SURNAMES) + rng.choice(GIVEN)
+            lang = "zh"
+        else:
+            name = f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
+            lang = "en"
+        customers.append(
+            Customer(
+                external_id=f"C{i:05d}",
+                name=name,
+                language=lang,
+                phone=_phone(rng),
+                email=f"user{i:05d}@example.com" if rng.random() < 0.6 else None,
+                membership_level=rng.choices(levels, weights)[0],
+                points=rng.randint(0, 8000),
+                created_at=now - timedelta(days=rng.randint(30, 900)),
+            )
+        )
+    return customers
+
+
+def _catalogue(rng: random.Random) -> tuple[list[Product], dict[tuple[str, str], list[Variant]]]:
+    products: list[Product] = []
+    by_colour: dict[tuple[str, str], list[Variant]] = {}
+    for ext, zh, en, cat, material, price, colours, sizes in CATALOGUE:
+        product = Product(
+            external_id=ext,
+            name_zh=zh,
+            name_en=en,
+            category=cat,
+            material=material,
+            description_zh=f"{zh}，面料：{material}。",
+            description_en=f"{en}, {material}.",
+        )
+        for colour in colours:
+            for size in sizes:
+                variant = Variant(
+                    sku=f"{ext}-{colour.upper()}-{size}",
+                    size=size,
+                    colour=colour,
+                    price_fen=price * 100,
+                    stock=rng.choice((0, 3, 8, 15, 30, 60)),
+                )
+                product.variants.append(variant)
+                by_colour.setdefault((ext, colour), []).append(variant)
+        products.append(product)
+    return products, by_colour
+
+
+def _order_number(rng: random.Random, used: set[str]) -> str:
+    while True:
+        number = "5" + "".join(rng.choice("0123456789") for _ in range(11))
+        if number not in used:
+            used.add(number)
+            return number
+
+
+def _ship(
+    rng: random.Random,
+    order: Order,
+    now: datetime,
+    *,
+    late: bool,
+    city: tuple[str, str],
+    delay_reason: str | None = None,
+) -> Shipment:
+    """Shipment and tracking events consistent with the order's age."""
+    placed = order.placed_at
+    carrier = rng.choice(CARRIERS)
+    promised = placed + timedelta(days=rng.choice((3, 4, 5)))
+    shipment = Shipment(carrier=carrier, promised_at=promised, status="awaiting_pickup")
+    reason = delay_reason or (rng.choice(DELAY_REASONS) if late else None)
+    ship_lag = timedelta(hours=rng.randint(4, 40))
+    if reason in ("out_of_stock", "courier_suspension"):
+        ship_lag += timedelta(days=rng.randint(3, 6))
+    transit = timedelta(days=rng.randint(1, 3), hours=rng.randint(0, 20))
+    if reason in ("bad_weather", "peak_season"):
+        transit += timedelta(days=rng.randint(3, 5))
+    shipped_at = placed + ship_lag
+    delivered_at = shipped_at + transit
+    if reason is not None:
+        # A delay worth the name: at least a day past the promise.
+        delivered_at = max(delivered_at, promised + timedelta(days=rng.randint(1, 3)))
+        transit = delivered_at - shipped_at
+    shipment.delay_reason = reason
+    shipment.estimated_at = delivered_at
+    if shipped_at > now:
+        # Not shipped yet; a delayed one keeps a reason and a new estimate.
+        order.status = "paid"
+        return shipment
+    shipment.tracking_number = TRACKING_PREFIX[carrier] + "".join(
+        rng.choice("0123456789") for _ in range(12)
+    )
+    shipment.shipped_at = shipped_at
+    hubs = rng.sample(HUBS, 2)
+    steps = [
+        (shipped_at, "picked_up", WAREHOUSE),
+        (shipped_at + transit * 0.3, "in_transit", hubs[0]),
+        (shipped_at + transit * 0.6, "in_transit", hubs[1]),
+        (shipped_at + transit * 0.85, "out_for_delivery", (f"{city[0]}派送点", f"{city[1]} depot")),
+        (delivered_at, "delivered", (city[0], city[1])),
+    ]
+    for at, status, (loc_zh, loc_en) in steps:
+        if at > now:
+            break
+        shipment.events.append(
+            ShipmentEvent(occurred_at=at, status=status, location_zh=loc_zh, location_en=loc_en)
+        )
+        shipment.status = status
+    if shipment.status == "delivered":
+        shipment.delivered_at = delivered_at
+        order.status = "delivered"
+    else:
+        order.status = "shipped"
+    return shipment
+
+
+def _make_order(
+    rng: random.Random,
+    customer: Customer,
+    items: list[tuple[Variant, int]],
+    placed: datetime,
+    used: set[str],
+) -> Order:
+    city = rng.choice(CITIES)
+    order = Order(
+        order_number=_order_number(rng, used),
+        customer=customer,
+        status="paid",
+        total_fen=sum(v.price_fen * q for v, q in items),
+        phone=customer.phone or _phone(rng),
+        address=f"{city[0]}市{rng.choice('东西南北中')}区{rng.randint(1, 999)}号",
+        placed_at=placed,
+        paid_at=placed + timedelta(minutes=rng.randint(1, 30)),
+    )
+    for variant, qty in items:
+        order.items.append(
+            OrderItem(variant=variant, quantity=qty, unit_price_fen=variant.price_fen)
+        )
+    return order
+
+
+def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
+    """Fill an empty database with the demo store. Refuses to run twice."""
+    if session.scalar(select(func.count()).select_from(Customer)):
+        raise RuntimeError("the database already holds customers; the demo seed runs once")
+    rng = random.Random(SEED)
+    now = clock().replace(microsecond=0)
+    customers = _customers(rng, now)
+    products, by_colour = _catalogue(rng)
+    all_variants = [v for p in products for v in p.variants]
+    session.add_all(customers)
+    session.add_all(products)
+    used: set[str] = set()
+    orders: list[Order] = []
+    late = 0
+
+    def place(
+        customer: Customer,
+        items: list[tuple[Variant, int]],
+        placed: datetime,
+        *,
+        force_late: bool = False,
+        reason: str | None = None,
+        status: str | None = None,
+    ) -> Order:
+        nonlocal late
+        order = _make_order(rng, customer, items, placed, used)
+        if status in ("cancelled", "pending_payment"):
+            order.status = status
+            if status == "pending_payment":
+                order.paid_at = None
+        else:
+            is_late = force_late or (rng.random() < 0.08)
+            shipment = _ship(
+                rng, order, now, late=is_late, city=rng.choice(CITIES), delay_reason=reason
+            )
+            order.shipment = shipment
+            late += shipment.delay_reason is not None
+            if status == "refunded":
+                order.status = "refunded"
+        orders.append(order)
+        return order
+
+    # The marketing example: blue shirt + red tie buyers; most also bought the navy blazer,
+    # so co-purchase says "blue shirt + red tie → navy jacket", and the rest are the segment.
+    regular = customers[len(DEMO_CUSTOMERS) :]
+    pair_buyers = rng.sample(regular, 120)
+    blue_shirts = by_colour[("P-OXF", "blue")]
+    red_ties = by_colour[("P-SLK", "red")]
+    navy = by_colour[("P-BLZ", "navy")]
+    for i, customer in enumerate(pair_buyers):
+        placed = now - timedelta(days=rng.uniform(20, 89))
+        place(customer, [(rng.choice(blue_shirts), 1), (red_ties[0], 1)], placed)
+        if i < 70:
+            place(customer, [(rng.choice(navy), 1)], placed + timedelta(days=rng.uniform(1, 15)))
+
+    weights = [1.0 / (i % 50 + 1) for i in range(len(regular))]  # some customers buy a lot
+    while len(orders) < N_ORDERS - 6:
+        customer = rng.choices(regular, weights)[0]
+        n_items = rng.choices((1, 2, 3), (60, 30, 10))[0]
+        items = [
+            (rng.choice(all_variants), rng.choices((1, 2), (85, 15))[0]) for _ in range(n_items)
+        ]
+        placed = now - timedelta(days=rng.uniform(0.05, 90))
+        r = rng.random()
+        status = (
+            "cancelled"
+            if r < 0.05
+            else "refunded"
+            if r < 0.07
+            else "pending_payment"
+            if r < 0.08 and placed > now - timedelta(days=1)
+            else None
+        )
+        place(customer, items, placed, status=status)
+
+    # Demo shoppers get a known latest order each: in transit, late in transit, late unshipped.
+    demo = customers[: len(DEMO_CUSTOMERS)]
+    place(demo[0], [(blue_shirts[1], 1), (red_ties[0], 1)], now - timedelta(days=20))
+    place(demo[0], [(navy[2], 1)], now - timedelta(days=2, hours=3))
+    place(
+        demo[1],
+        [(by_colour[("P-CHN", "navy")][3], 2)],
+        now - timedelta(days=3),
+        force_late=True,
+        reason="bad_weather",
+    )
+    place(
+        demo[2],
+        [(by_colour[("P-WJK", "camel")][1], 1)],
+        now - timedelta(days=3),
+        force_late=True,
+        reason="courier_suspension",
+    )
+    place(demo[3], [(by_colour[("P-POL", "navy")][2], 1)], now - timedelta(days=10))
+    place(demo[3], [(by_colour[("P-JNS", "blue")][4], 1)], now - timedelta(days=1, hours=5))
+
+    session.add_all(orders)
+    session.flush()
+    return SeedReport(
+        customers=len(customers),
+        products=len(products),
+        variants=len(all_variants),
+        orders=len(orders),
+        late_shipments=late,
+        blue_shirt_red_tie_buyers=len(pair_buyers),
+    )

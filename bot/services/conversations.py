@@ -1,0 +1,363 @@
+"""Conversations and their messages: the gateway's durable record.
+
+A shopper message is stored (idempotent on the client's message id) before anything acts on
+it; the turn's result and the bot's replies are stored together afterwards. Replies are
+stored only while the bot owns the conversation — an atomic ``UPDATE … WHERE state = 'bot'``
+in the same transaction — so a reply in flight when a human takes over is dropped.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from bot.clock import Clock, utcnow
+from bot.errors import InvalidToken, NotFound
+from bot.models import Conversation, Customer, Message, Visitor
+
+
+@dataclass(frozen=True)
+class ChatSession:
+    visitor_id: str
+    conversation_id: str
+    customer_id: int | None
+    customer_name: str | None
+    language: str
+
+
+@dataclass(frozen=True)
+class MessageView:
+    id: int
+    role: str
+    text: str
+    created_at: datetime
+    client_msg_id: str | None = None
+    buttons: list[dict[str, Any]] | None = None
+    status: str = "done"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "role": self.role,
+            "text": self.text,
+            "created_at": self.created_at.isoformat(),
+        }
+        if self.client_msg_id:
+            data["client_id"] = self.client_msg_id
+        if self.buttons:
+            data["buttons"] = self.buttons
+        return data
+
+
+@dataclass(frozen=True)
+class Inbound:
+    message: MessageView
+    uid: str
+    duplicate: bool
+
+
+@dataclass(frozen=True)
+class TurnInput:
+    """What the gateway needs to send one stored shopper message to the engine."""
+
+    message_id: int
+    uid: str
+    conversation_id: str
+    text: str
+    payload: str | None
+    customer_id: int | None
+    language: str
+    sentiment: float | None
+    state: str
+    status: str
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class TurnOutcome:
+    """The engine's answer to one turn, as the gateway stores it."""
+
+    replies: list[Reply]
+    intent: str | None = None
+    confidence: float | None = None
+    entities: list[dict[str, Any]] = field(default_factory=list)
+    actions: list[str] = field(default_factory=list)
+    language: str | None = None
+    latency_ms: int | None = None
+    failure: str | None = None
+    # Why the conversation needs a person, when the turn went fine but asked for one.
+    flag: str | None = None
+
+
+def _view(m: Message) -> MessageView:
+    return MessageView(
+        id=m.id,
+        role=m.role,
+        text=m.text,
+        created_at=m.created_at,
+        client_msg_id=m.client_msg_id,
+        buttons=m.buttons,
+        status=m.status,
+    )
+
+
+def _new_id() -> str:
+    return secrets.token_hex(16)
+
+
+def start_session(
+    *,
+    session: Session,
+    visitor_id: str | None,
+    customer_external_id: str | None = None,
+    language: str = "zh",
+    clock: Clock = utcnow,
+) -> ChatSession:
+    """Find or create the visitor and its open conversation.
+
+    A verified customer (``customer_external_id`` comes from a checked store token) is linked
+    to the visitor and merges the visitor's anonymous conversations. An anonymous session
+    never continues a logged-in conversation, so a shared browser does not leak orders.
+    """
+    now = clock()
+    visitor = session.get(Visitor, visitor_id) if visitor_id else None
+    if visitor is None:
+        visitor = Visitor(id=_new_id(), created_at=now)
+        session.add(visitor)
+    visitor.last_seen_at = now
+
+    customer: Customer | None = None
+    if customer_external_id is not None:
+        customer = session.scalars(
+            select(Customer).where(Customer.external_id == customer_external_id)
+        ).first()
+        if customer is None:
+            raise InvalidToken("the store token names a customer Kefu does not know")
+        visitor.customer_id = customer.id
+        session.flush()
+        session.execute(
+            update(Conversation)
+            .where(Conversation.visitor_id == visitor.id, Conversation.customer_id.is_(None))
+            .values(customer_id=customer.id)
+        )
+
+    customer_id = customer.id if customer else None
+    conversation = session.scalars(
+        select(Conversation)
+        .where(
+            Conversation.visitor_id == visitor.id,
+            Conversation.state != "closed",
+            Conversation.customer_id.is_(None)
+            if customer_id is None
+            else Conversation.customer_id == customer_id,
+        )
+        .order_by(Conversation.last_message_at.desc())
+        .limit(1)
+    ).first()
+    if conversation is None:
+        lang = language if language in ("zh", "en") else (customer.language if customer else "zh")
+        conversation = Conversation(
+            id=_new_id(),
+            visitor_id=visitor.id,
+            customer_id=customer_id,
+            state="bot",
+            language=lang,
+            created_at=now,
+            last_message_at=now,
+        )
+        session.add(conversation)
+    session.flush()
+    return ChatSession(
+        visitor_id=visitor.id,
+        conversation_id=conversation.id,
+        customer_id=customer_id,
+        customer_name=customer.name if customer else None,
+        language=conversation.language,
+    )
+
+
+def find_inbound(*, session: Session, conversation_id: str, client_msg_id: str) -> Inbound | None:
+    """The shopper message already stored under this client message id, if any."""
+    existing = session.scalars(
+        select(Message).where(
+            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
+        )
+    ).first()
+    return Inbound(_view(existing), existing.uid, duplicate=True) if existing else None
+
+
+def record_inbound(
+    *,
+    session: Session,
+    conversation_id: str,
+    client_msg_id: str,
+    text: str,
+    payload: str | None = None,
+    sentiment: float | None = None,
+    clock: Clock = utcnow,
+) -> Inbound:
+    """Store a shopper message once per client message id; a repeat returns the first."""
+    existing_inbound = find_inbound(
+        session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
+    )
+    if existing_inbound is not None:
+        return existing_inbound
+    if session.get(Conversation, conversation_id) is None:
+        raise NotFound("conversation")
+    now = clock()
+    message = Message(
+        uid=_new_id(),
+        conversation_id=conversation_id,
+        role="shopper",
+        client_msg_id=client_msg_id,
+        text=text,
+        payload=payload,
+        status="pending",
+        sentiment=sentiment,
+        created_at=now,
+    )
+    try:
+        with session.begin_nested():
+            session.add(message)
+    except IntegrityError:
+        # The same client id raced in from another connection: the first one wins.
+        raced = find_inbound(
+            session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
+        )
+        if raced is None:
+            raise
+        return raced
+    session.execute(
+        update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now)
+    )
+    return Inbound(_view(message), message.uid, duplicate=False)
+
+
+def turn_input(*, session: Session, message_id: int) -> TurnInput:
+    """Everything needed to send the stored shopper message ``message_id`` to the engine."""
+    row = session.execute(
+        select(Message, Conversation)
+        .join(Conversation, Conversation.id == Message.conversation_id)
+        .where(Message.id == message_id)
+    ).first()
+    if row is None:
+        raise NotFound("message")
+    message, conversation = row
+    return TurnInput(
+        message_id=message.id,
+        uid=message.uid,
+        conversation_id=conversation.id,
+        text=message.text,
+        payload=message.payload,
+        customer_id=conversation.customer_id,
+        language=conversation.language,
+        sentiment=message.sentiment,
+        state=conversation.state,
+        status=message.status,
+    )
+
+
+def pending_messages(*, session: Session) -> list[tuple[str, int]]:
+    """(conversation id, message id) of shopper messages whose turn never finished, in order."""
+    rows = session.execute(
+        select(Message.conversation_id, Message.id)
+        .where(Message.status == "pending")
+        .order_by(Message.id)
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+def record_turn(
+    *, session: Session, message_id: int, outcome: TurnOutcome, clock: Clock = utcnow
+) -> list[MessageView]:
+    """Store a turn's NLU result and replies; returns the replies actually stored.
+
+    Replies are kept only if the bot still owns the conversation at this moment.
+    """
+    message = session.get(Message, message_id)
+    if message is None:
+        raise NotFound("message")
+    now = clock()
+    message.status = "failed" if outcome.failure else "done"
+    message.failure = outcome.failure
+    message.intent = outcome.intent
+    message.confidence = outcome.confidence
+    message.entities = outcome.entities
+    message.actions = outcome.actions
+    message.language = outcome.language
+    message.latency_ms = outcome.latency_ms
+
+    values: dict[str, Any] = {"last_message_at": now}
+    if outcome.language in ("zh", "en"):
+        values["language"] = outcome.language
+    if outcome.failure or outcome.flag:
+        values.update(needs_human=True, flag_reason=outcome.failure or outcome.flag)
+    result = cast(
+        "CursorResult[Any]",
+        session.execute(
+            update(Conversation)
+            .where(Conversation.id == message.conversation_id, Conversation.state == "bot")
+            .values(**values)
+        ),
+    )
+    owned = result.rowcount
+    if not owned:
+        return []
+    stored: list[Message] = []
+    for reply in outcome.replies:
+        bot_message = Message(
+            uid=_new_id(),
+            conversation_id=message.conversation_id,
+            role="bot",
+            text=reply.text,
+            buttons=reply.buttons or None,
+            reply_to_id=message.id,
+            status="done",
+            created_at=now,
+        )
+        session.add(bot_message)
+        stored.append(bot_message)
+    session.flush()
+    return [_view(m) for m in stored]
+
+
+def history(
+    *, session: Session, conversation_id: str, after_id: int = 0, limit: int = 200
+) -> list[MessageView]:
+    """Messages of a conversation after ``after_id``, oldest first."""
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id, Message.id > after_id)
+        .order_by(Message.id)
+        .limit(limit)
+    )
+    return [_view(m) for m in rows]
+
+
+def offered_payloads(*, session: Session, conversation_id: str) -> set[str]:
+    """Button payloads the bot offered since the shopper's last message."""
+    rows = session.scalars(
+        select(Message)
+        .where(Message.conversation_id == conversation_id)
+        .order_by(Message.id.desc())
+        .limit(10)
+    )
+    payloads: set[str] = set()
+    for m in rows:
+        if m.role == "shopper":
+            break
+        for button in m.buttons or []:
+            if isinstance(button.get("payload"), str):
+                payloads.add(button["payload"])
+    return payloads

@@ -1,0 +1,105 @@
+"""One settings object for every process, read from ``KEFU_*`` environment variables.
+
+Defaults run the embedded single-machine setup: SQLite under ``var/``, one Rasa server and
+one action server on the loopback interface. Secrets that are not given are generated on
+first run and kept in ``var/secrets.json``; a production configuration refuses that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+_SECRET_NAMES = ("secret_key", "store_token_secret")
+
+
+class ConfigurationError(RuntimeError):
+    """The configuration cannot run safely (e.g. production without real secrets)."""
+
+
+class Settings(BaseSettings):
+    """Everything configurable about Kefu. Environment variables are ``KEFU_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="KEFU_", extra="ignore")
+
+    environment: Literal["development", "test", "production"] = "development"
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+
+    # Signing keys. Empty means "generate on first run" (refused in production).
+    secret_key: str = ""
+    store_token_secret: str = ""
+
+    # The public API.
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = ""
+    allowed_origins: list[str] = Field(default_factory=list)
+
+    # The engine: one or more Rasa servers (a conversation always goes to the same one).
+    rasa_urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:5005"])
+    action_server_url: str = "http://127.0.0.1:5055"
+    turn_deadline_seconds: float = 5.0
+    warm_up: bool = True
+
+    max_message_chars: int = 2000
+    max_queued_turns: int = 20
+    visitor_token_max_age_days: int = 365
+    store_timezone: str = "Asia/Shanghai"
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _fill_defaults(self) -> Settings:
+        if not self.database_url:
+            self.database_url = f"sqlite:///{self.var_dir / 'kefu.db'}"
+        if not self.public_url:
+            self.public_url = f"http://{self.api_host}:{self.api_port}"
+        if not self.allowed_origins:
+            self.allowed_origins = [self.public_url, f"http://localhost:{self.api_port}"]
+        return self
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    def load_secrets(self, *, create: bool = False) -> Settings:
+        """Fill missing secrets from ``var/secrets.json``, generating it if ``create``.
+
+        Production never generates: a missing secret there is a configuration error.
+        """
+        missing = [name for name in _SECRET_NAMES if not getattr(self, name)]
+        if not missing:
+            return self
+        if self.environment == "production":
+            raise ConfigurationError(
+                "production needs KEFU_SECRET_KEY and KEFU_STORE_TOKEN_SECRET set explicitly"
+            )
+        path = self.var_dir / "secrets.json"
+        stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+        if any(name not in stored for name in missing):
+            if not create:
+                raise ConfigurationError(f"no secrets yet: run `make run` or `make init` ({path})")
+            for name in _SECRET_NAMES:
+                stored.setdefault(name, secrets.token_urlsafe(32))
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                json.dump(stored, fh)
+        for name in missing:
+            setattr(self, name, stored[name])
+        return self
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, with secrets loaded (generated on first use outside
+    production)."""
+    return Settings().load_secrets(create=True)
