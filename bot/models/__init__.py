@@ -1,0 +1,27 @@
+"""ORM models. Importing this package registers every table on ``Base.metadata``."""
+
+from bot.models.base import Base
+from bot.models.conversation import Conversation, Message, Visitor
+from bot.models.store import (
+    Customer,
+    Order,
+    OrderItem,
+    Product,
+    Shipment,
+    ShipmentEvent,
+    Variant,
+)
+
+__all__ = [
+    "Base",
+    "Conversation",
+    "Customer",
+    "Message",
+    "Order",
+    "OrderItem",
+    "Product",
+    "Shipment",
+    "ShipmentEvent",
+    "Variant",
+    "Visitor",
+]
