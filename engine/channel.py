@@ -1,0 +1,210 @@
+"""The input channel the gateway talks to (configured in credentials.yml).
+
+``POST /webhooks/kefu/turn`` runs one turn and answers, in one response, the bot's replies
+together with the turn's NLU result, the actions that ran and the conversation language — so
+the gateway never parses a message twice. A turn has *failed* when Rasa logged an action
+exception for it (Rasa 3.6 swallows action-server errors and carries on) or raised; the
+gateway also treats "no bot message" as failed.
+
+``GET /webhooks/kefu/ready`` is the readiness check: a model is loaded and the action server
+answers its health check.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
+from rasa.shared.core.events import ActionExecuted, UserUttered
+from sanic import Blueprint, response
+from sanic.request import Request
+from sanic.response import HTTPResponse
+
+logger = logging.getLogger(__name__)
+
+ACTION_EXCEPTION_LOG = "Encountered an exception while running action"
+MAX_TEXT = 5000  # the gateway enforces the product limit; this only guards the engine
+
+
+@dataclass
+class _TurnState:
+    failure: str | None = None
+    failed_actions: list[str] = field(default_factory=list)
+
+
+_CURRENT_TURN: contextvars.ContextVar[_TurnState | None] = contextvars.ContextVar(
+    "kefu_turn", default=None
+)
+
+
+class _ActionFailureHandler(logging.Handler):
+    """Marks the running turn as failed when Rasa logs an action exception.
+
+    Rasa handles a message inside the channel's own task, so the context variable set by the
+    channel is visible here.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        state = _CURRENT_TURN.get()
+        if state is None:
+            return
+        message = record.getMessage()
+        if message.startswith(ACTION_EXCEPTION_LOG):
+            state.failure = "action_exception"
+            state.failed_actions.append(message.split("'")[1] if "'" in message else "")
+
+
+_HANDLER = _ActionFailureHandler(level=logging.ERROR)
+
+
+def _install_failure_handler() -> None:
+    processor_logger = logging.getLogger("rasa.core.processor")
+    if _HANDLER not in processor_logger.handlers:
+        processor_logger.addHandler(_HANDLER)
+
+
+def summarize_turn(events: list[Any], message_id: str) -> dict[str, Any]:
+    """NLU result and executed actions of the turn started by user message ``message_id``."""
+    nlu: dict[str, Any] = {}
+    actions: list[str] = []
+    started = False
+    for event in events:
+        if isinstance(event, UserUttered):
+            if started:
+                break
+            if event.message_id == message_id:
+                started = True
+                intent = event.intent or {}
+                nlu = {
+                    "intent": intent.get("name"),
+                    "confidence": intent.get("confidence"),
+                    "entities": [
+                        {k: e.get(k) for k in ("entity", "value", "start", "end", "extractor")}
+                        for e in event.entities
+                        if e.get("entity") != "language"
+                    ],
+                    "ranking": [
+                        {"name": r.get("name"), "confidence": r.get("confidence")}
+                        for r in (event.parse_data.get("intent_ranking") or [])[:3]
+                    ],
+                }
+        elif (
+            started
+            and isinstance(event, ActionExecuted)
+            and event.action_name
+            and event.action_name != "action_listen"
+        ):
+            actions.append(event.action_name)
+    return {"nlu": nlu, "actions": actions}
+
+
+class KefuInput(InputChannel):
+    """The gateway's channel into Rasa."""
+
+    def __init__(self, action_health_timeout: float = 2.0) -> None:
+        self.action_health_timeout = action_health_timeout
+
+    @classmethod
+    def name(cls) -> str:
+        return "kefu"
+
+    @classmethod
+    def from_credentials(cls, credentials: dict[str, Any] | None) -> KefuInput:
+        credentials = credentials or {}
+        return cls(float(credentials.get("action_health_timeout", 2.0)))
+
+    async def _action_server_ok(self, agent: Any) -> bool:
+        endpoint = getattr(agent, "action_endpoint", None)
+        if endpoint is None or not endpoint.url:
+            return True
+        url = endpoint.url.rsplit("/webhook", 1)[0] + "/health"
+        try:
+            timeout = aiohttp.ClientTimeout(total=self.action_health_timeout)
+            async with (
+                aiohttp.ClientSession(timeout=timeout) as session,
+                session.get(url) as resp,
+            ):
+                return resp.status == 200
+        except Exception:
+            return False
+
+    def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
+        _install_failure_handler()
+        bp = Blueprint("kefu_webhook", __name__)
+
+        @bp.route("/ready", methods=["GET"])
+        async def ready(request: Request) -> HTTPResponse:
+            agent = getattr(request.app.ctx, "agent", None)
+            model = bool(agent is not None and agent.is_ready())
+            actions = await self._action_server_ok(agent) if model else False
+            return response.json(
+                {"model": model, "action_server": actions},
+                status=200 if model and actions else 503,
+            )
+
+        @bp.route("/turn", methods=["POST"])
+        async def turn(request: Request) -> HTTPResponse:
+            body = request.json if isinstance(request.json, dict) else {}
+            sender, text = body.get("sender"), body.get("text")
+            message_id, metadata = body.get("message_id"), body.get("metadata") or {}
+            if not (
+                isinstance(sender, str)
+                and sender
+                and isinstance(text, str)
+                and isinstance(message_id, str)
+                and isinstance(metadata, dict)
+                and len(text) <= MAX_TEXT
+            ):
+                return response.json({"error": "bad_request"}, status=400)
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None or not agent.is_ready():
+                return response.json({"error": "no_model"}, status=503)
+
+            state = _TurnState()
+            token = _CURRENT_TURN.set(state)
+            collector = CollectingOutputChannel()
+            started = time.perf_counter()
+            try:
+                await on_new_message(
+                    UserMessage(
+                        text,
+                        collector,
+                        sender,
+                        input_channel=self.name(),
+                        metadata=metadata,
+                        message_id=message_id,
+                    )
+                )
+            except Exception:
+                logger.exception("turn failed in the engine")
+                state.failure = state.failure or "engine_exception"
+            finally:
+                _CURRENT_TURN.reset(token)
+            elapsed_ms = int((time.perf_counter() - started) * 1000)
+
+            tracker = await agent.tracker_store.retrieve(sender)
+            summary = summarize_turn(list(tracker.events) if tracker else [], message_id)
+            language = tracker.get_slot("language") if tracker else None
+            replies = [
+                {k: m[k] for k in ("text", "buttons", "custom", "image") if m.get(k)}
+                for m in collector.messages
+            ]
+            return response.json(
+                {
+                    "replies": replies,
+                    "nlu": summary["nlu"],
+                    "actions": summary["actions"],
+                    "language": language,
+                    "failure": state.failure,
+                    "failed_actions": state.failed_actions,
+                    "engine_ms": elapsed_ms,
+                }
+            )
+
+        return bp
