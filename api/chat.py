@@ -1,0 +1,172 @@
+"""Shopper chat, independent of transport: the WebSocket and HTTP routes both use this.
+
+The gateway, not the client, decides who the shopper is and which conversation a message
+belongs to. A message is checked, stored (idempotent on the client's id), acknowledged, and
+only then queued for its turn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from anyio import to_thread
+
+from api.turns import TurnService
+from bot.db import session_scope
+from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong
+from bot.identity import sign_visitor, verify_customer_token, verify_visitor
+from bot.sentiment import score as score_sentiment
+from bot.services import conversations as conv
+from bot.services.conversations import ChatSession, Inbound, MessageView
+from bot.settings import Settings
+
+MAX_CLIENT_ID = 64
+MAX_PAYLOAD = 200
+
+
+@dataclass(frozen=True)
+class Opened:
+    session: ChatSession
+    visitor_token: str
+    history: list[MessageView]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "visitor_token": self.visitor_token,
+            "conversation_id": self.session.conversation_id,
+            "language": self.session.language,
+            "customer": {"name": self.session.customer_name} if self.session.customer_id else None,
+            "history": [m.to_dict() for m in self.history],
+        }
+
+
+class ChatService:
+    def __init__(self, *, settings: Settings, turns: TurnService) -> None:
+        self.settings = settings
+        self.turns = turns
+
+    async def open(
+        self,
+        *,
+        visitor_token: str | None,
+        customer_token: str | None,
+        language: str | None,
+        after_id: int = 0,
+        require_visitor: bool = False,
+    ) -> Opened:
+        """Resolve identity and the open conversation; ``InvalidToken`` on a bad store token.
+
+        A bad or expired visitor token is replaced by a new visitor, not refused (the widget
+        simply starts over), unless ``require_visitor`` (HTTP messages) says it must be valid.
+        """
+        visitor_id: str | None = None
+        if visitor_token:
+            try:
+                visitor_id = verify_visitor(
+                    visitor_token,
+                    key=self.settings.secret_key,
+                    max_age=timedelta(days=self.settings.visitor_token_max_age_days),
+                )
+            except InvalidToken:
+                if require_visitor:
+                    raise
+                visitor_id = None
+        elif require_visitor:
+            raise InvalidToken("visitor token required")
+        external_id = None
+        if customer_token:
+            external_id = verify_customer_token(
+                customer_token, key=self.settings.store_token_secret
+            ).external_id
+
+        def work() -> tuple[ChatSession, list[MessageView]]:
+            with session_scope() as session:
+                chat = conv.start_session(
+                    session=session,
+                    visitor_id=visitor_id,
+                    customer_external_id=external_id,
+                    language=language if language in ("zh", "en") else "zh",
+                )
+                history = conv.history(
+                    session=session, conversation_id=chat.conversation_id, after_id=after_id
+                )
+                return chat, history
+
+        chat, history = await to_thread.run_sync(work)
+        token = (
+            visitor_token
+            if visitor_id == chat.visitor_id and visitor_token
+            else sign_visitor(chat.visitor_id, key=self.settings.secret_key)
+        )
+        return Opened(chat, token, history)
+
+    def check_text(self, text: str) -> None:
+        if len(text) > self.settings.max_message_chars:
+            raise MessageTooLong(str(self.settings.max_message_chars))
+
+    async def receive(
+        self,
+        chat: ChatSession,
+        *,
+        client_id: Any,
+        text: Any,
+        payload: Any = None,
+        page: dict[str, Any] | None = None,
+    ) -> tuple[Inbound, Any]:
+        """Store one shopper message and queue its turn.
+
+        Returns the stored message and a future of the turn's replies (None for a repeat of
+        a message already stored). Raises ``MessageTooLong`` / ``InvalidInput`` before
+        storing anything, and ``ConversationBusy`` when too many turns are waiting.
+        """
+        if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
+            raise InvalidInput("client_id must be a string of 1 to 64 characters")
+        if not isinstance(text, str):
+            raise InvalidInput("text must be a string")
+        self.check_text(text)
+        if payload is not None and (not isinstance(payload, str) or len(payload) > MAX_PAYLOAD):
+            raise InvalidInput("payload must be a short string")
+        if not text.strip() and not payload:
+            raise InvalidInput("empty message")
+        if self.turns.queue.is_full(chat.conversation_id):
+            raise ConversationBusy(chat.conversation_id)
+        sentiment = score_sentiment(text).score if text.strip() else None
+
+        def work() -> Inbound:
+            with session_scope() as session:
+                existing = conv.find_inbound(
+                    session=session, conversation_id=chat.conversation_id, client_msg_id=client_id
+                )
+                if existing is not None:
+                    return existing
+                if payload is not None and payload not in conv.offered_payloads(
+                    session=session, conversation_id=chat.conversation_id
+                ):
+                    raise InvalidInput("unknown_button")
+                return conv.record_inbound(
+                    session=session,
+                    conversation_id=chat.conversation_id,
+                    client_msg_id=client_id,
+                    text=text,
+                    payload=payload,
+                    sentiment=sentiment,
+                )
+
+        inbound = await to_thread.run_sync(work)
+        if inbound.duplicate:
+            return inbound, None
+        future = self.turns.queue.submit(
+            chat.conversation_id, inbound.message.id, {"page": page} if page else None
+        )
+        return inbound, future
+
+    async def history(self, chat: ChatSession, after_id: int) -> list[MessageView]:
+        def work() -> list[MessageView]:
+            with session_scope() as session:
+                return conv.history(
+                    session=session, conversation_id=chat.conversation_id, after_id=after_id
+                )
+
+        return await to_thread.run_sync(work)

@@ -1,0 +1,103 @@
+"""The gateway's client for the Rasa servers' Kefu channel (``engine.channel.KefuInput``)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from api.hashring import HashRing
+
+logger = logging.getLogger(__name__)
+
+
+class EngineError(Exception):
+    """A turn the engine did not answer: ``code`` is deadline, unavailable or bad_response."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass
+class EngineTurn:
+    replies: list[dict[str, Any]]
+    nlu: dict[str, Any] = field(default_factory=dict)
+    actions: list[str] = field(default_factory=list)
+    language: str | None = None
+    failure: str | None = None
+
+
+class EngineClient:
+    """Sends turns to the Rasa server that owns the conversation, under a deadline."""
+
+    def __init__(
+        self,
+        urls: list[str],
+        *,
+        deadline: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.urls = [u.rstrip("/") for u in urls]
+        self.ring = HashRing(self.urls)
+        self.deadline = deadline
+        self._client = httpx.AsyncClient(
+            transport=transport,
+            timeout=httpx.Timeout(deadline, connect=min(2.0, deadline)),
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+        )
+
+    def url_for(self, conversation_id: str) -> str:
+        return self.ring.node_for(conversation_id)
+
+    async def turn(
+        self, conversation_id: str, message_id: str, text: str, metadata: dict[str, Any]
+    ) -> EngineTurn:
+        url = f"{self.url_for(conversation_id)}/webhooks/kefu/turn"
+        body = {
+            "sender": conversation_id,
+            "message_id": message_id,
+            "text": text,
+            "metadata": metadata,
+        }
+        try:
+            # A whole-turn deadline: httpx's own timeouts are per read, not per request.
+            response = await asyncio.wait_for(self._client.post(url, json=body), self.deadline)
+        except (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException) as exc:
+            raise EngineError("deadline") from exc
+        except httpx.HTTPError as exc:
+            raise EngineError("unavailable") from exc
+        if response.status_code == 503:
+            raise EngineError("unavailable")
+        if response.status_code != 200:
+            raise EngineError("bad_response")
+        try:
+            data = response.json()
+            return EngineTurn(
+                replies=[r for r in data.get("replies", []) if isinstance(r, dict)],
+                nlu=data.get("nlu") or {},
+                actions=[a for a in data.get("actions", []) if isinstance(a, str)],
+                language=data.get("language"),
+                failure=data.get("failure"),
+            )
+        except (ValueError, AttributeError) as exc:
+            raise EngineError("bad_response") from exc
+
+    async def ready(self) -> dict[str, bool]:
+        """Per server: model loaded and action server healthy."""
+
+        async def check(url: str) -> bool:
+            try:
+                response = await self._client.get(f"{url}/webhooks/kefu/ready", timeout=3.0)
+                return response.status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        results = await asyncio.gather(*(check(u) for u in self.urls))
+        return dict(zip(self.urls, results, strict=True))
+
+    async def aclose(self) -> None:
+        await self._client.aclose()

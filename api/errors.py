@@ -1,0 +1,45 @@
+"""Domain errors to HTTP answers, in one place. Bodies are ``{"error": {"code", "message"}}``."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from bot.errors import (
+    ConversationBusy,
+    InvalidInput,
+    InvalidToken,
+    KefuError,
+    MessageTooLong,
+    NotFound,
+)
+
+STATUS: list[tuple[type[KefuError], int]] = [
+    (MessageTooLong, 413),
+    (InvalidInput, 422),
+    (InvalidToken, 401),
+    (NotFound, 404),
+    (ConversationBusy, 429),
+]
+
+
+def status_for(exc: KefuError) -> int:
+    return next((status for kind, status in STATUS if isinstance(exc, kind)), 400)
+
+
+def error_body(exc: KefuError) -> dict[str, dict[str, str]]:
+    message = (
+        f"message longer than {exc} characters; nothing was stored"
+        if isinstance(exc, MessageTooLong)
+        else str(exc) or exc.code
+    )
+    return {"error": {"code": exc.code, "message": message}}
+
+
+async def _kefu_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, KefuError)
+    return JSONResponse(error_body(exc), status_code=status_for(exc))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(KefuError, _kefu_error)

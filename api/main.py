@@ -1,0 +1,118 @@
+"""The FastAPI application: Kefu's only public surface.
+
+``uvicorn --factory api.main:create_app`` serves it; tests call ``create_app(settings)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+
+from api import errors, logs
+from api.chat import ChatService
+from api.engine import EngineClient, EngineError
+from api.events import EventHub
+from api.routes import chat, health
+from api.turns import TurnService
+from bot.settings import Settings, get_settings
+
+logger = logging.getLogger("kefu.api")
+
+MAX_BODY_BYTES = 64 * 1024
+WARM_UP_TEXTS = ("你好", "hello")
+
+
+async def warm_up(app: FastAPI, *, attempts: int = 600, interval: float = 1.0) -> None:
+    """Wait until every Rasa server is ready, send each one a first message (the first
+    real message must not pay the model's cold start), then resume unfinished turns."""
+    state = app.state
+    engine: EngineClient = state.engine
+    for _ in range(attempts):
+        if all((await engine.ready()).values()):
+            break
+        await asyncio.sleep(interval)
+    else:
+        logger.error("engine not ready; giving up warm-up")
+        return
+    if state.settings.warm_up:
+        for url in engine.urls:
+            for text in WARM_UP_TEXTS:
+                # A sender id that hashes to this server, used only for warming.
+                sender = next(
+                    s
+                    for s in (f"warmup-{secrets.token_hex(6)}" for _ in range(10_000))
+                    if engine.url_for(s) == url
+                )
+                with contextlib.suppress(EngineError):
+                    await engine.turn(sender, secrets.token_hex(16), text, {"warmup": True})
+    recovered = await state.turns.recover_pending()
+    state.warmed.set()
+    logger.info("ready", extra={"url": state.settings.public_url, "recovered_turns": recovered})
+    print(f"\n  Kefu is ready: {state.settings.public_url}/\n", flush=True)
+
+
+def create_app(
+    settings: Settings | None = None, *, engine_transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
+    """The application. ``engine_transport`` replaces the HTTP transport to Rasa in unit
+    tests; the shipped path always talks to real Rasa servers."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        logs.configure(settings.log_level)
+        engine = EngineClient(
+            settings.rasa_urls, deadline=settings.turn_deadline_seconds, transport=engine_transport
+        )
+        hub = EventHub()
+        turns = TurnService(engine=engine, hub=hub, max_waiting=settings.max_queued_turns)
+        app.state.settings = settings
+        app.state.engine = engine
+        app.state.hub = hub
+        app.state.turns = turns
+        app.state.chat = ChatService(settings=settings, turns=turns)
+        app.state.warmed = asyncio.Event()
+        warm_task = asyncio.create_task(warm_up(app))
+        try:
+            yield
+        finally:
+            warm_task.cancel()
+            await turns.queue.drain_all()
+            await engine.aclose()
+
+    app = FastAPI(title="Kefu", version="0.1.0", lifespan=lifespan)
+    errors.install(app)
+    app.include_router(chat.router)
+    app.include_router(health.router)
+
+    @app.middleware("http")
+    async def limit_body(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return JSONResponse(
+                {
+                    "error": {
+                        "code": "body_too_large",
+                        "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                    }
+                },
+                status_code=413,
+            )
+        return await call_next(request)
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> dict[str, Any]:
+        return {"name": "Kefu", "chat_socket": "/api/chat/ws", "docs": "/docs"}
+
+    return app

@@ -1,0 +1,239 @@
+"""Shopper chat over WebSocket, and over plain HTTP for clients that cannot hold a socket.
+
+WebSocket protocol (JSON text frames):
+
+- client → ``{"type": "hello", "visitor_token"?, "customer_token"?, "language"?, "page"?,
+  "after_id"?}`` first, within 10 s;
+  server → ``{"type": "welcome", "visitor_token", "conversation_id", "language", "customer",
+  "history"}``.
+- client → ``{"type": "message", "client_id", "text", "payload"?}``;
+  server → ``{"type": "ack", "client_id", "id", "duplicate"}`` once it is stored, then
+  ``{"type": "typing", "on"}`` and ``{"type": "message", "message": {...}}`` as replies come.
+- client → ``{"type": "history", "after_id"}`` → ``{"type": "history", "messages": [...]}``.
+- errors → ``{"type": "error", "code", "message", "client_id"?}``; the socket stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
+from pydantic import BaseModel, Field
+
+from api.chat import ChatService
+from api.errors import error_body
+from api.events import EventHub
+from bot.errors import InvalidToken, KefuError
+from bot.settings import Settings
+
+logger = logging.getLogger("kefu.chat")
+router = APIRouter(prefix="/api/chat", tags=["chat"])
+
+HELLO_TIMEOUT = 10.0
+HTTP_REPLY_WAIT_EXTRA = 2.0
+
+
+def get_chat(request: Request) -> ChatService:
+    chat: ChatService = request.app.state.chat
+    return chat
+
+
+ChatDep = Annotated[ChatService, Depends(get_chat)]
+
+
+class SessionIn(BaseModel):
+    visitor_token: str | None = Field(default=None, max_length=200)
+    customer_token: str | None = Field(default=None, max_length=300)
+    language: Literal["zh", "en"] | None = None
+
+
+class MessageIn(BaseModel):
+    client_id: str = Field(min_length=1, max_length=64)
+    text: str = ""
+    payload: str | None = Field(default=None, max_length=200)
+    customer_token: str | None = Field(default=None, max_length=300)
+    page: dict[str, Any] | None = None
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization or not authorization.lower().startswith("bearer "):
+        raise InvalidToken("visitor token required (Authorization: Bearer …)")
+    return authorization[7:].strip()
+
+
+@router.post("/session")
+async def open_session(body: SessionIn, chat: ChatDep) -> dict[str, Any]:
+    """Start or resume a chat: returns the visitor token to keep and the history."""
+    opened = await chat.open(
+        visitor_token=body.visitor_token, customer_token=body.customer_token, language=body.language
+    )
+    return opened.to_dict()
+
+
+@router.post("/messages")
+async def post_message(
+    body: MessageIn, chat: ChatDep, authorization: Annotated[str | None, Header()] = None
+) -> dict[str, Any]:
+    """Send one message and wait (up to the turn deadline) for the replies."""
+    opened = await chat.open(
+        visitor_token=_bearer(authorization),
+        customer_token=body.customer_token,
+        language=None,
+        require_visitor=True,
+    )
+    inbound, future = await chat.receive(
+        opened.session,
+        client_id=body.client_id,
+        text=body.text,
+        payload=body.payload,
+        page=body.page,
+    )
+    replies: list[dict[str, Any]] = []
+    pending = future is not None
+    if future is not None:
+        timeout = chat.settings.turn_deadline_seconds + HTTP_REPLY_WAIT_EXTRA
+        with contextlib.suppress(asyncio.TimeoutError):
+            replies = [m.to_dict() for m in await asyncio.wait_for(asyncio.shield(future), timeout)]
+            pending = False
+    return {
+        "ack": {
+            "client_id": body.client_id,
+            "id": inbound.message.id,
+            "duplicate": inbound.duplicate,
+        },
+        "replies": replies,
+        "pending": pending,
+    }
+
+
+@router.get("/messages")
+async def get_messages(
+    chat: ChatDep,
+    authorization: Annotated[str | None, Header()] = None,
+    x_customer_token: Annotated[str | None, Header()] = None,
+    after: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    """Messages of the caller's conversation after id ``after`` (for polling clients)."""
+    opened = await chat.open(
+        visitor_token=_bearer(authorization),
+        customer_token=x_customer_token,
+        language=None,
+        after_id=after,
+        require_visitor=True,
+    )
+    return {
+        "conversation_id": opened.session.conversation_id,
+        "messages": [m.to_dict() for m in opened.history],
+    }
+
+
+async def _send_error(
+    ws: WebSocket, exc: KefuError | None, code: str = "", message: str = "", client_id: Any = None
+) -> None:
+    body = error_body(exc)["error"] if exc else {"code": code, "message": message}
+    frame: dict[str, Any] = {"type": "error", **body}
+    if isinstance(client_id, str):
+        frame["client_id"] = client_id
+    await ws.send_json(frame)
+
+
+@router.websocket("/ws")
+async def chat_socket(websocket: WebSocket) -> None:
+    chat: ChatService = websocket.app.state.chat
+    hub: EventHub = websocket.app.state.hub
+    settings: Settings = chat.settings
+    origin = websocket.headers.get("origin")
+    if origin is not None and origin not in settings.allowed_origins:
+        await websocket.close(code=1008)  # before accept: the browser sees a refused upgrade
+        return
+    await websocket.accept()
+    try:
+        hello = json.loads(await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT))
+        if not isinstance(hello, dict) or hello.get("type") != "hello":
+            raise ValueError("first frame must be hello")
+    except (asyncio.TimeoutError, ValueError, TypeError):
+        await websocket.close(code=4400, reason="expected a hello frame")
+        return
+    except WebSocketDisconnect:
+        return
+    try:
+        after_id = hello.get("after_id")
+        opened = await chat.open(
+            visitor_token=hello.get("visitor_token")
+            if isinstance(hello.get("visitor_token"), str)
+            else None,
+            customer_token=hello.get("customer_token")
+            if isinstance(hello.get("customer_token"), str)
+            else None,
+            language=hello.get("language"),
+            after_id=after_id if isinstance(after_id, int) and after_id >= 0 else 0,
+        )
+    except InvalidToken as exc:
+        await _send_error(websocket, exc)
+        await websocket.close(code=4401, reason="invalid customer token")
+        return
+    page = hello.get("page") if isinstance(hello.get("page"), dict) else None
+    conversation_id = opened.session.conversation_id
+    events = hub.subscribe(conversation_id)
+
+    async def pump() -> None:
+        while True:
+            await websocket.send_json(await events.get())
+
+    pump_task = asyncio.create_task(pump())
+    try:
+        await websocket.send_json({"type": "welcome", **opened.to_dict()})
+        while True:
+            raw = await websocket.receive_text()
+            try:
+                frame = json.loads(raw)
+                if not isinstance(frame, dict):
+                    raise ValueError
+            except ValueError:
+                await _send_error(websocket, None, "malformed", "frames must be JSON objects")
+                continue
+            kind = frame.get("type")
+            if kind == "message":
+                client_id = frame.get("client_id")
+                if isinstance(frame.get("page"), dict):
+                    page = frame["page"]
+                try:
+                    inbound, _ = await chat.receive(
+                        opened.session,
+                        client_id=client_id,
+                        text=frame.get("text", ""),
+                        payload=frame.get("payload"),
+                        page=page,
+                    )
+                except KefuError as exc:
+                    await _send_error(websocket, exc, client_id=client_id)
+                    continue
+                await websocket.send_json(
+                    {
+                        "type": "ack",
+                        "client_id": client_id,
+                        "id": inbound.message.id,
+                        "duplicate": inbound.duplicate,
+                    }
+                )
+            elif kind == "history":
+                after = frame.get("after_id")
+                messages = await chat.history(
+                    opened.session, after if isinstance(after, int) and after >= 0 else 0
+                )
+                await websocket.send_json(
+                    {"type": "history", "messages": [m.to_dict() for m in messages]}
+                )
+            elif kind == "ping":
+                await websocket.send_json({"type": "pong"})
+            else:
+                await _send_error(websocket, None, "unknown_frame", "unknown frame type")
+    except WebSocketDisconnect:
+        pass
+    finally:
+        pump_task.cancel()
+        hub.unsubscribe(conversation_id, events)

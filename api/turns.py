@@ -1,0 +1,210 @@
+"""Turns: one in flight per conversation, the rest waiting in order.
+
+A stored shopper message becomes a turn: it is sent to the engine under the deadline, and
+its NLU result and replies are stored in one transaction, then pushed to the conversation's
+sockets. A failed turn (engine unavailable, deadline missed, action exception, no reply)
+answers with an honest message in the shopper's language and flags the conversation for a
+person. Nothing is dropped: the shopper message is already stored, whatever happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from anyio import to_thread
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.engine import EngineClient, EngineError, EngineTurn
+from api.events import EventHub
+from bot.clock import Clock, utcnow
+from bot.db import session_scope
+from bot.messages import system_message
+from bot.services import conversations as conv
+from bot.services.conversations import MessageView, Reply, TurnOutcome
+
+logger = logging.getLogger("kefu.turns")
+
+Runner = Callable[[int, dict[str, Any]], Awaitable[list[MessageView]]]
+
+
+class TurnQueue:
+    """Per-conversation FIFO: at most one turn of a conversation runs at a time."""
+
+    def __init__(self, runner: Runner, *, max_waiting: int) -> None:
+        self._runner = runner
+        self._max_waiting = max_waiting
+        self._queues: dict[str, asyncio.Queue[tuple[int, dict[str, Any], asyncio.Future[Any]]]] = {}
+        self._workers: dict[str, asyncio.Task[None]] = {}
+
+    def waiting(self, conversation_id: str) -> int:
+        queue = self._queues.get(conversation_id)
+        return queue.qsize() if queue else 0
+
+    def submit(
+        self, conversation_id: str, message_id: int, extra: dict[str, Any] | None = None
+    ) -> asyncio.Future[list[MessageView]]:
+        future: asyncio.Future[list[MessageView]] = asyncio.get_running_loop().create_future()
+        queue = self._queues.setdefault(conversation_id, asyncio.Queue())
+        queue.put_nowait((message_id, extra or {}, future))
+        if conversation_id not in self._workers:
+            self._workers[conversation_id] = asyncio.create_task(self._drain(conversation_id))
+        return future
+
+    def is_full(self, conversation_id: str) -> bool:
+        return self.waiting(conversation_id) >= self._max_waiting
+
+    async def _drain(self, conversation_id: str) -> None:
+        queue = self._queues[conversation_id]
+        try:
+            while not queue.empty():
+                message_id, extra, future = queue.get_nowait()
+                try:
+                    result = await self._runner(message_id, extra)
+                except Exception as exc:
+                    logger.exception("turn crashed", extra={"message_id": message_id})
+                    if not future.done():
+                        future.set_exception(exc)
+                else:
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            # No await between the empty check and here, so no submit can slip in between.
+            del self._workers[conversation_id]
+            if queue.empty():
+                self._queues.pop(conversation_id, None)
+
+    async def drain_all(self) -> None:
+        while self._workers:
+            await asyncio.gather(*list(self._workers.values()), return_exceptions=True)
+
+
+def forwardable_text(text: str) -> str:
+    """Shopper text is never an intent: a leading '/' is sent as a full-width slash
+    (the NLU normaliser folds it back, so understanding is unchanged)."""
+    stripped = text.lstrip()
+    return "／" + stripped[1:] if stripped.startswith("/") else text
+
+
+class TurnService:
+    """Runs stored shopper messages through the engine and stores what came back."""
+
+    def __init__(
+        self,
+        *,
+        engine: EngineClient,
+        hub: EventHub,
+        max_waiting: int,
+        session_factory: sessionmaker[Session] | None = None,
+        clock: Clock = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.hub = hub
+        self.clock = clock
+        self._sessions = session_factory
+        self.queue = TurnQueue(self.run_turn, max_waiting=max_waiting)
+
+    async def _db(self, work: Callable[[Session], Any]) -> Any:
+        def run() -> Any:
+            with session_scope(self._sessions) as session:
+                return work(session)
+
+        return await to_thread.run_sync(run)
+
+    async def run_turn(self, message_id: int, extra: dict[str, Any]) -> list[MessageView]:
+        turn = await self._db(lambda s: conv.turn_input(session=s, message_id=message_id))
+        if turn.status != "pending":
+            return []  # already answered (a duplicate submission)
+        if turn.state != "bot":
+            # A person owns the conversation: the bot is not asked.
+            await self._db(
+                lambda s: conv.record_turn(
+                    session=s,
+                    message_id=message_id,
+                    outcome=TurnOutcome(replies=[], failure=None),
+                    clock=self.clock,
+                )
+            )
+            return []
+
+        metadata: dict[str, Any] = {
+            "customer_id": turn.customer_id,
+            "language": turn.language,
+            "sentiment": turn.sentiment,
+        }
+        if isinstance(extra.get("page"), dict):
+            metadata["page"] = extra["page"]
+        text = turn.payload if turn.payload else forwardable_text(turn.text)
+
+        self.hub.publish(turn.conversation_id, {"type": "typing", "on": True})
+        started = time.perf_counter()
+        failure: str | None = None
+        result = EngineTurn(replies=[])
+        try:
+            result = await self.engine.turn(turn.conversation_id, turn.uid, text, metadata)
+            failure = result.failure
+        except EngineError as exc:
+            failure = exc.code
+        latency_ms = int((time.perf_counter() - started) * 1000)
+
+        replies = [
+            Reply(text=r["text"], buttons=r.get("buttons") or None)
+            for r in result.replies
+            if isinstance(r.get("text"), str) and r["text"]
+        ]
+        controls = [
+            r["custom"]["kefu"]
+            for r in result.replies
+            if isinstance(r.get("custom"), dict) and isinstance(r["custom"].get("kefu"), dict)
+        ]
+        if failure is None and not replies:
+            failure = "no_reply"
+        language = result.language or turn.language
+        if failure:
+            replies = [Reply(text=system_message("turn_failed", language))]
+        handoff = next((c["handoff"] for c in controls if isinstance(c.get("handoff"), str)), None)
+        outcome = TurnOutcome(
+            replies=replies,
+            intent=result.nlu.get("intent"),
+            confidence=result.nlu.get("confidence"),
+            entities=result.nlu.get("entities") or [],
+            actions=result.actions,
+            language=language,
+            latency_ms=latency_ms,
+            failure=failure,
+            flag=f"handoff:{handoff}" if handoff else None,
+        )
+        stored: list[MessageView] = await self._db(
+            lambda s: conv.record_turn(
+                session=s, message_id=message_id, outcome=outcome, clock=self.clock
+            )
+        )
+        logger.info(
+            "turn",
+            extra={
+                "conversation_id": turn.conversation_id,
+                "message_id": message_id,
+                "intent": outcome.intent,
+                "confidence": outcome.confidence,
+                "latency_ms": latency_ms,
+                "failure": failure,
+                "replies": len(stored),
+            },
+        )
+        for message in stored:
+            self.hub.publish(
+                turn.conversation_id, {"type": "message", "message": message.to_dict()}
+            )
+        # Last: "typing off" also tells a client that this turn's replies are all there.
+        self.hub.publish(turn.conversation_id, {"type": "typing", "on": False})
+        return stored
+
+    async def recover_pending(self) -> int:
+        """Re-run turns of messages that were stored but never answered (e.g. a restart)."""
+        pending: list[tuple[str, int]] = await self._db(lambda s: conv.pending_messages(session=s))
+        for conversation_id, message_id in pending:
+            self.queue.submit(conversation_id, message_id)
+        return len(pending)
