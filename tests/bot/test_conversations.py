@@ -1,0 +1,185 @@
+from __future__ import annotations
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.models import Conversation, Customer, Message
+from bot.services import conversations as conv
+from bot.services.conversations import Reply, TurnOutcome
+from tests.conftest import fixed_clock
+
+
+def _open(
+    session: Session, visitor_id: str | None = None, customer: str | None = None
+) -> conv.ChatSession:
+    return conv.start_session(
+        session=session, visitor_id=visitor_id, customer_external_id=customer, clock=fixed_clock
+    )
+
+
+def test_inbound_is_idempotent_on_client_id(session: Session) -> None:
+    chat = _open(session)
+    first = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="你好",
+        clock=fixed_clock,
+    )
+    again = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="你好",
+        clock=fixed_clock,
+    )
+    assert not first.duplicate and again.duplicate
+    assert again.message.id == first.message.id
+    count = session.scalars(
+        select(Message).where(Message.conversation_id == chat.conversation_id)
+    ).all()
+    assert len(count) == 1
+    assert count[0].status == "pending"
+
+
+def test_turn_result_and_replies_are_stored_together(session: Session) -> None:
+    chat = _open(session)
+    inbound = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="where is my order",
+        clock=fixed_clock,
+    )
+    stored = conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(
+            replies=[Reply("It is on its way.")],
+            intent="order_status",
+            confidence=0.93,
+            actions=["action_check_order_status"],
+            language="en",
+            latency_ms=120,
+        ),
+    )
+    assert [m.text for m in stored] == ["It is on its way."]
+    shopper = session.get(Message, inbound.message.id)
+    assert shopper is not None
+    assert (shopper.status, shopper.intent, shopper.latency_ms) == ("done", "order_status", 120)
+    conversation = session.get(Conversation, chat.conversation_id)
+    assert conversation is not None and conversation.language == "en"
+
+
+def test_reply_in_flight_at_takeover_is_dropped(session: Session) -> None:
+    chat = _open(session)
+    inbound = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="hi",
+        clock=fixed_clock,
+    )
+    # A person takes over while the bot's turn is still running.
+    session.execute(
+        update(Conversation).where(Conversation.id == chat.conversation_id).values(state="agent")
+    )
+    stored = conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("Hello!")], intent="greet"),
+    )
+    assert stored == []
+    bots = session.scalars(
+        select(Message).where(
+            Message.conversation_id == chat.conversation_id, Message.role == "bot"
+        )
+    ).all()
+    assert bots == []
+
+
+def test_failed_turn_flags_the_conversation(session: Session) -> None:
+    chat = _open(session)
+    inbound = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="我的订单",
+        clock=fixed_clock,
+    )
+    conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("sorry")], failure="action_exception"),
+    )
+    conversation = session.get(Conversation, chat.conversation_id)
+    assert conversation is not None
+    assert conversation.needs_human and conversation.flag_reason == "action_exception"
+    shopper = session.get(Message, inbound.message.id)
+    assert shopper is not None and shopper.status == "failed"
+
+
+def test_login_merges_the_visitors_anonymous_conversations(session: Session) -> None:
+    anonymous = _open(session)
+    logged_in = _open(session, visitor_id=anonymous.visitor_id, customer="C00003")
+    customer = session.scalars(select(Customer).where(Customer.external_id == "C00003")).one()
+    assert logged_in.customer_id == customer.id
+    merged = session.get(Conversation, anonymous.conversation_id)
+    assert merged is not None and merged.customer_id == customer.id
+    assert logged_in.conversation_id == anonymous.conversation_id
+
+
+def test_anonymous_session_never_continues_a_logged_in_one(session: Session) -> None:
+    logged_in = _open(session, customer="C00004")
+    anonymous = _open(session, visitor_id=logged_in.visitor_id)
+    assert anonymous.customer_id is None
+    assert anonymous.conversation_id != logged_in.conversation_id
+
+
+def test_offered_payloads_are_only_the_latest_buttons(session: Session) -> None:
+    chat = _open(session)
+    inbound = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="hi",
+        clock=fixed_clock,
+    )
+    conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(
+            replies=[Reply("ok?", buttons=[{"title": "Yes", "payload": "/affirm"}])]
+        ),
+    )
+    assert conv.offered_payloads(session=session, conversation_id=chat.conversation_id) == {
+        "/affirm"
+    }
+    conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-2",
+        text="yes",
+        clock=fixed_clock,
+    )
+    assert conv.offered_payloads(session=session, conversation_id=chat.conversation_id) == set()
+
+
+def test_history_after_id(session: Session) -> None:
+    chat = _open(session)
+    ids = [
+        conv.record_inbound(
+            session=session,
+            conversation_id=chat.conversation_id,
+            client_msg_id=f"c-{i}",
+            text=str(i),
+            clock=fixed_clock,
+        ).message.id
+        for i in range(3)
+    ]
+    later = conv.history(session=session, conversation_id=chat.conversation_id, after_id=ids[0])
+    assert [m.id for m in later] == ids[1:]
