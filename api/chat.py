@@ -7,14 +7,16 @@ only then queued for its turn.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from anyio import to_thread
+from sqlalchemy.orm import Session
 
 from api.turns import TurnService
-from bot.db import session_scope
+from bot.db import run_with_retry
 from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong
 from bot.identity import sign_visitor, verify_customer_token, verify_visitor
 from bot.sentiment import score as score_sentiment
@@ -22,6 +24,7 @@ from bot.services import conversations as conv
 from bot.services.conversations import ChatSession, Inbound, MessageView
 from bot.settings import Settings
 
+T = TypeVar("T")
 MAX_CLIENT_ID = 64
 MAX_PAYLOAD = 200
 
@@ -40,6 +43,12 @@ class Opened:
             "customer": {"name": self.session.customer_name} if self.session.customer_id else None,
             "history": [m.to_dict() for m in self.history],
         }
+
+
+async def _in_db(work: Callable[[Session], T]) -> T:
+    """``work`` in a worker thread and a unit of work, retried while the database is briefly
+    unreachable (everything here is safe to repeat: storing is idempotent)."""
+    return await to_thread.run_sync(lambda: run_with_retry(work))
 
 
 class ChatService:
@@ -81,20 +90,19 @@ class ChatService:
                 customer_token, key=self.settings.store_token_secret
             ).external_id
 
-        def work() -> tuple[ChatSession, list[MessageView]]:
-            with session_scope() as session:
-                chat = conv.start_session(
-                    session=session,
-                    visitor_id=visitor_id,
-                    customer_external_id=external_id,
-                    language=language if language in ("zh", "en") else "zh",
-                )
-                history = conv.history(
-                    session=session, conversation_id=chat.conversation_id, after_id=after_id
-                )
-                return chat, history
+        def work(session: Session) -> tuple[ChatSession, list[MessageView]]:
+            chat = conv.start_session(
+                session=session,
+                visitor_id=visitor_id,
+                customer_external_id=external_id,
+                language=language if language in ("zh", "en") else "zh",
+            )
+            history = conv.history(
+                session=session, conversation_id=chat.conversation_id, after_id=after_id
+            )
+            return chat, history
 
-        chat, history = await to_thread.run_sync(work)
+        chat, history = await _in_db(work)
         token = (
             visitor_token
             if visitor_id == chat.visitor_id and visitor_token
@@ -134,27 +142,26 @@ class ChatService:
             raise ConversationBusy(chat.conversation_id)
         sentiment = score_sentiment(text).score if text.strip() else None
 
-        def work() -> Inbound:
-            with session_scope() as session:
-                existing = conv.find_inbound(
-                    session=session, conversation_id=chat.conversation_id, client_msg_id=client_id
-                )
-                if existing is not None:
-                    return existing
-                if payload is not None and payload not in conv.offered_payloads(
-                    session=session, conversation_id=chat.conversation_id
-                ):
-                    raise InvalidInput("unknown_button")
-                return conv.record_inbound(
-                    session=session,
-                    conversation_id=chat.conversation_id,
-                    client_msg_id=client_id,
-                    text=text,
-                    payload=payload,
-                    sentiment=sentiment,
-                )
+        def work(session: Session) -> Inbound:
+            existing = conv.find_inbound(
+                session=session, conversation_id=chat.conversation_id, client_msg_id=client_id
+            )
+            if existing is not None:
+                return existing
+            if payload is not None and payload not in conv.offered_payloads(
+                session=session, conversation_id=chat.conversation_id
+            ):
+                raise InvalidInput("unknown_button")
+            return conv.record_inbound(
+                session=session,
+                conversation_id=chat.conversation_id,
+                client_msg_id=client_id,
+                text=text,
+                payload=payload,
+                sentiment=sentiment,
+            )
 
-        inbound = await to_thread.run_sync(work)
+        inbound = await _in_db(work)
         if inbound.duplicate:
             return inbound, None
         future = self.turns.queue.submit(
@@ -163,10 +170,9 @@ class ChatService:
         return inbound, future
 
     async def history(self, chat: ChatSession, after_id: int) -> list[MessageView]:
-        def work() -> list[MessageView]:
-            with session_scope() as session:
-                return conv.history(
-                    session=session, conversation_id=chat.conversation_id, after_id=after_id
-                )
+        def work(session: Session) -> list[MessageView]:
+            return conv.history(
+                session=session, conversation_id=chat.conversation_id, after_id=after_id
+            )
 
-        return await to_thread.run_sync(work)
+        return await _in_db(work)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from bot.errors import (
     ConversationBusy,
@@ -36,10 +37,25 @@ def error_body(exc: KefuError) -> dict[str, dict[str, str]]:
     return {"error": {"code": exc.code, "message": message}}
 
 
+STORAGE_UNAVAILABLE = {
+    "code": "storage_unavailable",
+    "message": "messages cannot be stored right now; nothing was lost, please retry",
+}
+
+
 async def _kefu_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KefuError)
     return JSONResponse(error_body(exc), status_code=status_for(exc))
 
 
+async def _storage_error(request: Request, exc: Exception) -> JSONResponse:
+    # Raised only after bot.db.run_with_retry gave up; the client retries with the same
+    # client message id, which is idempotent.
+    return JSONResponse(
+        {"error": STORAGE_UNAVAILABLE}, status_code=503, headers={"Retry-After": "2"}
+    )
+
+
 def install(app: FastAPI) -> None:
     app.add_exception_handler(KefuError, _kefu_error)
+    app.add_exception_handler(OperationalError, _storage_error)

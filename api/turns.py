@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.engine import EngineClient, EngineError, EngineTurn
 from api.events import EventHub
 from bot.clock import Clock, utcnow
-from bot.db import session_scope
+from bot.db import run_with_retry
 from bot.messages import system_message
 from bot.services import conversations as conv
 from bot.services.conversations import MessageView, Reply, TurnOutcome
@@ -108,11 +108,7 @@ class TurnService:
         self.queue = TurnQueue(self.run_turn, max_waiting=max_waiting)
 
     async def _db(self, work: Callable[[Session], Any]) -> Any:
-        def run() -> Any:
-            with session_scope(self._sessions) as session:
-                return work(session)
-
-        return await to_thread.run_sync(run)
+        return await to_thread.run_sync(lambda: run_with_retry(work, factory=self._sessions))
 
     async def run_turn(self, message_id: int, extra: dict[str, Any]) -> list[MessageView]:
         turn = await self._db(lambda s: conv.turn_input(session=s, message_id=message_id))

@@ -7,17 +7,20 @@ half-way with "database is locked". PostgreSQL needs nothing special.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
+T = TypeVar("T")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -59,6 +62,27 @@ def get_engine() -> Engine:
 @lru_cache
 def get_sessionmaker() -> sessionmaker[Session]:
     return sessionmaker(bind=get_engine(), expire_on_commit=False)
+
+
+def run_with_retry(
+    work: Callable[[Session], T],
+    *,
+    factory: sessionmaker[Session] | None = None,
+    attempts: int = 4,
+    backoff: float = 0.25,
+) -> T:
+    """Run ``work`` in a unit of work, retrying when the database is briefly unreachable
+    (connection refused, server restarting, SQLite busy past its timeout). ``work`` must be
+    safe to repeat: a failed attempt has rolled back."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with session_scope(factory) as session:
+                return work(session)
+        except OperationalError:
+            if attempt == attempts:
+                raise
+            time.sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
 
 
 @contextmanager

@@ -23,9 +23,10 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 
 from api.chat import ChatService
-from api.errors import error_body
+from api.errors import STORAGE_UNAVAILABLE, error_body
 from api.events import EventHub
 from bot.errors import InvalidToken, KefuError
 from bot.settings import Settings
@@ -176,6 +177,10 @@ async def chat_socket(websocket: WebSocket) -> None:
         await _send_error(websocket, exc)
         await websocket.close(code=4401, reason="invalid customer token")
         return
+    except OperationalError:
+        await _send_error(websocket, None, **STORAGE_UNAVAILABLE)
+        await websocket.close(code=1013, reason="try again later")
+        return
     page = hello.get("page") if isinstance(hello.get("page"), dict) else None
     conversation_id = opened.session.conversation_id
     events = hub.subscribe(conversation_id)
@@ -211,6 +216,9 @@ async def chat_socket(websocket: WebSocket) -> None:
                     )
                 except KefuError as exc:
                     await _send_error(websocket, exc, client_id=client_id)
+                    continue
+                except OperationalError:
+                    await _send_error(websocket, None, client_id=client_id, **STORAGE_UNAVAILABLE)
                     continue
                 await websocket.send_json(
                     {

@@ -288,6 +288,8 @@ def record_turn(
     message = session.get(Message, message_id)
     if message is None:
         raise NotFound("message")
+    if message.status != "pending":
+        return []  # already recorded (a retry after a commit that did land)
     now = clock()
     message.status = "failed" if outcome.failure else "done"
     message.failure = outcome.failure
