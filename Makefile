@@ -50,7 +50,8 @@ train: install ## Train the model if config, domain, data or engine code changed
 	  $(RASA) train --fixed-model-name kefu-$(MODEL_ID) --out models && \
 	  echo "trained $(MODEL) in $$(( $$(date +%s) - start )) s"; fi
 
-validate: install ## rasa data validate; fails on any warning but responses used by actions
+validate: install ## Check NLU data (counts, duplicates, token alignment) and rasa data validate
+	$(ENGINE)/bin/python scripts/check_nlu_data.py
 	PYTHONPATH=. $(ENGINE)/bin/python scripts/validate_data.py
 
 init: install ## Generate secrets on first run and migrate the database
