@@ -37,10 +37,11 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
     },
     "delay_reason": {
         "bad_weather": ("受恶劣天气影响", "bad weather"),
-        "courier_suspension": ("快递公司暂停揽收", "the courier has suspended pickups"),
+        # English labels are noun phrases: "the delay is due to {reason}".
+        "courier_suspension": ("快递公司暂停揽收", "the courier suspending pickups"),
         "peak_season": ("大促期间包裹量激增", "the peak-season surge in parcels"),
-        "out_of_stock": ("商品暂时缺货，正在补货", "the item is temporarily out of stock"),
-        "address_issue": ("收货地址需要核实", "the delivery address needs checking"),
+        "out_of_stock": ("商品暂时缺货，正在补货", "a temporary stock shortage"),
+        "address_issue": ("收货地址需要核实", "a delivery address that needs checking"),
     },
 }
 

@@ -498,7 +498,7 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
         items: list[tuple[Variant, int]],
         placed: datetime,
         *,
-        force_late: bool = False,
+        is_late: bool | None = None,
         reason: str | None = None,
         status: str | None = None,
     ) -> Order:
@@ -509,7 +509,8 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
             if status == "pending_payment":
                 order.paid_at = None
         else:
-            is_late = force_late or (rng.random() < 0.08)
+            if is_late is None:
+                is_late = rng.random() < 0.08
             shipment = _ship(
                 rng, order, now, late=is_late, city=rng.choice(CITIES), delay_reason=reason
             )
@@ -556,23 +557,28 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
     # Demo shoppers get a known latest order each: in transit, late in transit, late unshipped.
     demo = customers[: len(DEMO_CUSTOMERS)]
     place(demo[0], [(blue_shirts[1], 1), (red_ties[0], 1)], now - timedelta(days=20))
-    place(demo[0], [(navy[2], 1)], now - timedelta(days=2, hours=3))
+    place(demo[0], [(navy[2], 1)], now - timedelta(days=2, hours=3), is_late=False)
     place(
         demo[1],
         [(by_colour[("P-CHN", "navy")][3], 2)],
         now - timedelta(days=3),
-        force_late=True,
+        is_late=True,
         reason="bad_weather",
     )
     place(
         demo[2],
         [(by_colour[("P-WJK", "camel")][1], 1)],
         now - timedelta(days=3),
-        force_late=True,
+        is_late=True,
         reason="courier_suspension",
     )
-    place(demo[3], [(by_colour[("P-POL", "navy")][2], 1)], now - timedelta(days=10))
-    place(demo[3], [(by_colour[("P-JNS", "blue")][4], 1)], now - timedelta(days=1, hours=5))
+    place(demo[3], [(by_colour[("P-POL", "navy")][2], 1)], now - timedelta(days=10), is_late=False)
+    place(
+        demo[3],
+        [(by_colour[("P-JNS", "blue")][4], 1)],
+        now - timedelta(days=1, hours=5),
+        is_late=False,
+    )
 
     session.add_all(orders)
     session.flush()
