@@ -37,9 +37,8 @@ from engine.textnorm import normalize
 LANGUAGE_ENTITY = "language"
 
 
-@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
-class TextNormalizer(GraphComponent):
-    """Normalises message text in place (length-preserving, so entity offsets hold)."""
+class _Stateless(GraphComponent):
+    """A component with no configuration and nothing to train or persist."""
 
     @classmethod
     def create(
@@ -48,8 +47,13 @@ class TextNormalizer(GraphComponent):
         model_storage: ModelStorage,
         resource: Resource,
         execution_context: ExecutionContext,
-    ) -> TextNormalizer:
+    ) -> GraphComponent:
         return cls()
+
+
+@DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.MESSAGE_FEATURIZER], is_trainable=False)
+class TextNormalizer(_Stateless):
+    """Normalises message text in place (length-preserving, so entity offsets hold)."""
 
     @staticmethod
     def _normalize(message: Message) -> None:
@@ -74,18 +78,8 @@ class TextNormalizer(GraphComponent):
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.ENTITY_EXTRACTOR], is_trainable=False)
-class LanguageDetector(GraphComponent):
+class LanguageDetector(_Stateless):
     """Adds the ``language`` entity detected from the text (or the metadata hint)."""
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> LanguageDetector:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:
@@ -117,19 +111,9 @@ INFORM = "inform"
 
 
 @DefaultV1Recipe.register([DefaultV1Recipe.ComponentType.INTENT_CLASSIFIER], is_trainable=False)
-class BareNumberIsInform(GraphComponent):
+class BareNumberIsInform(_Stateless):
     """A shopper who sends just a number is answering a question (order number, the last
     four digits of a phone). Classifiers trained on words have little to go on there."""
-
-    @classmethod
-    def create(
-        cls,
-        config: dict[str, Any],
-        model_storage: ModelStorage,
-        resource: Resource,
-        execution_context: ExecutionContext,
-    ) -> BareNumberIsInform:
-        return cls()
 
     def process(self, messages: list[Message]) -> list[Message]:
         for message in messages:

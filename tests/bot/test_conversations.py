@@ -17,22 +17,20 @@ def _open(
     )
 
 
+def _inbound(session: Session, chat: conv.ChatSession, client_id: str, text: str) -> conv.Inbound:
+    return conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id=client_id,
+        text=text,
+        clock=fixed_clock,
+    )
+
+
 def test_inbound_is_idempotent_on_client_id(session: Session) -> None:
     chat = _open(session)
-    first = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="你好",
-        clock=fixed_clock,
-    )
-    again = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="你好",
-        clock=fixed_clock,
-    )
+    first = _inbound(session, chat, "c-1", "你好")
+    again = _inbound(session, chat, "c-1", "你好")
     assert not first.duplicate and again.duplicate
     assert again.message.id == first.message.id
     count = session.scalars(
@@ -44,13 +42,7 @@ def test_inbound_is_idempotent_on_client_id(session: Session) -> None:
 
 def test_turn_result_and_replies_are_stored_together(session: Session) -> None:
     chat = _open(session)
-    inbound = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="where is my order",
-        clock=fixed_clock,
-    )
+    inbound = _inbound(session, chat, "c-1", "where is my order")
     stored = conv.record_turn(
         session=session,
         message_id=inbound.message.id,
@@ -74,13 +66,7 @@ def test_turn_result_and_replies_are_stored_together(session: Session) -> None:
 
 def test_reply_in_flight_at_takeover_is_dropped(session: Session) -> None:
     chat = _open(session)
-    inbound = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="hi",
-        clock=fixed_clock,
-    )
+    inbound = _inbound(session, chat, "c-1", "hi")
     # A person takes over while the bot's turn is still running.
     session.execute(
         update(Conversation).where(Conversation.id == chat.conversation_id).values(state="agent")
@@ -102,13 +88,7 @@ def test_reply_in_flight_at_takeover_is_dropped(session: Session) -> None:
 
 def test_failed_turn_flags_the_conversation(session: Session) -> None:
     chat = _open(session)
-    inbound = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="我的订单",
-        clock=fixed_clock,
-    )
+    inbound = _inbound(session, chat, "c-1", "我的订单")
     conv.record_turn(
         session=session,
         message_id=inbound.message.id,
@@ -141,13 +121,7 @@ def test_anonymous_session_never_continues_a_logged_in_one(session: Session) -> 
 
 def test_offered_payloads_are_only_the_latest_buttons(session: Session) -> None:
     chat = _open(session)
-    inbound = conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-1",
-        text="hi",
-        clock=fixed_clock,
-    )
+    inbound = _inbound(session, chat, "c-1", "hi")
     conv.record_turn(
         session=session,
         message_id=inbound.message.id,
@@ -159,27 +133,12 @@ def test_offered_payloads_are_only_the_latest_buttons(session: Session) -> None:
     assert conv.offered_payloads(session=session, conversation_id=chat.conversation_id) == {
         "/affirm"
     }
-    conv.record_inbound(
-        session=session,
-        conversation_id=chat.conversation_id,
-        client_msg_id="c-2",
-        text="yes",
-        clock=fixed_clock,
-    )
+    _inbound(session, chat, "c-2", "yes")
     assert conv.offered_payloads(session=session, conversation_id=chat.conversation_id) == set()
 
 
 def test_history_after_id(session: Session) -> None:
     chat = _open(session)
-    ids = [
-        conv.record_inbound(
-            session=session,
-            conversation_id=chat.conversation_id,
-            client_msg_id=f"c-{i}",
-            text=str(i),
-            clock=fixed_clock,
-        ).message.id
-        for i in range(3)
-    ]
+    ids = [_inbound(session, chat, f"c-{i}", str(i)).message.id for i in range(3)]
     later = conv.history(session=session, conversation_id=chat.conversation_id, after_id=ids[0])
     assert [m.id for m in later] == ids[1:]
