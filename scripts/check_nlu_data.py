@@ -84,6 +84,9 @@ except ImportError:  # pragma: no cover - fall back to the same steps done here
 NLU_DIR = ROOT / "data" / "nlu"
 ENTITIES_FILE = NLU_DIR / "entities.yml"
 USERDICT = ROOT / "data" / "jieba" / "userdict.txt"
+# JiebaTokenizer loads every file in this folder (userdict.txt, and catalogue.txt written by
+# `python -m bot.cli catalogue-vocab`), so the alignment check loads them all too.
+DICT_DIR = USERDICT.parent
 LANGUAGES = ("zh", "en")
 
 # The intent contract (INTENTS.md). Names are the product's vocabulary: never rename.
@@ -286,22 +289,25 @@ def check_userdict(report: Report) -> None:
     if not USERDICT.exists():
         report.error(f"{rel(USERDICT)} is missing")
         return
+    for path in sorted(p for p in DICT_DIR.iterdir() if p.is_file()):
+        check_dictionary(report, path)
+
+
+def check_dictionary(report: Report, path: Path) -> None:
     seen = {}
     pat = re.compile(r"^(.+?)( [0-9]+)?( [a-z]+)?$")
-    for n, ln in enumerate(USERDICT.read_text(encoding="utf-8").splitlines(), 1):
+    for n, ln in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         s = ln.strip()
         if not s or s.startswith("#"):
             if s.startswith("#"):
-                report.error(
-                    f"{rel(USERDICT)}:{n}: jieba has no comments; '#' lines are read as words"
-                )
+                report.error(f"{rel(path)}:{n}: jieba has no comments; '#' lines are read as words")
             continue
         m = pat.match(s)
         word = m.group(1)
         if " " in word:
-            report.error(f"{rel(USERDICT)}:{n}: word contains a space (freq/tag malformed?): {s!r}")
+            report.error(f"{rel(path)}:{n}: word contains a space (freq/tag malformed?): {s!r}")
         if word in seen:
-            report.warn(f"{rel(USERDICT)}:{n}: '{word}' already on line {seen[word]}")
+            report.warn(f"{rel(path)}:{n}: '{word}' already on line {seen[word]}")
         seen[word] = n
 
 
@@ -320,8 +326,8 @@ def main() -> int:
     report = Report()
     jieba.setLogLevel(60)
     check_userdict(report)
-    if USERDICT.exists():
-        jieba.load_userdict(str(USERDICT))
+    for path in sorted(p for p in DICT_DIR.iterdir() if p.is_file()):
+        jieba.load_userdict(str(path))
 
     counts: dict[str, Counter] = {lang: Counter() for lang in LANGUAGES}
     seen_keys: dict[str, tuple] = {}
