@@ -46,8 +46,12 @@ lock: $(TOOLS)/.installed ## Re-resolve requirements/*.in into the lock files
 
 train: install ## Train the model if config, domain, data or engine code changed
 	@if [ -f "$(MODEL)" ]; then echo "model up to date: $(MODEL)"; else \
-	  start=$$(date +%s); \
-	  $(RASA) train --fixed-model-name kefu-$(MODEL_ID) --out models && \
+	  mkdir -p models; start=$$(date +%s); \
+	  $(RASA) train --fixed-model-name kefu-$(MODEL_ID) --out models 2>&1 | tee models/train.log; \
+	  status=$${PIPESTATUS[0]}; \
+	  if grep -q "Misaligned entity annotation" models/train.log; then \
+	    echo "entity spans do not line up with tokens (models/train.log)"; rm -f $(MODEL); exit 1; fi; \
+	  [ $$status -eq 0 ] || exit $$status; \
 	  echo "trained $(MODEL) in $$(( $$(date +%s) - start )) s"; fi
 
 validate: install ## Check NLU data (counts, duplicates, token alignment) and rasa data validate
@@ -75,6 +79,9 @@ lint: install ## ruff (lint and format check) and mypy
 	$(APP)/bin/ruff check .
 	$(APP)/bin/ruff format --check .
 	$(APP)/bin/mypy
+
+eval: train ## Measure NLU on the held-out set (per language); fails below the targets
+	PYTHONPATH=. $(ENGINE)/bin/python scripts/eval_nlu.py --model $(MODEL)
 
 bench: train ## Turn latency through the gateway vs straight to Rasa, same run
 	KEFU_MODEL=$(MODEL) $(APP_PY) bench/turn_latency.py
