@@ -61,8 +61,9 @@ validate: install ## Check NLU data (counts, duplicates, token alignment) and ra
 init: install ## Generate secrets on first run and migrate the database
 	$(APP_PY) -m bot.cli init
 
-seed: init ## Load the demo store into an empty database
+seed: init ## Load the demo store into an empty database, and one console account per role
 	$(APP_PY) -m bot.cli seed
+	$(APP_PY) -m bot.cli seed-staff
 
 run: train seed ## Install, train if needed, migrate, seed, start everything
 	@echo "Starting Rasa, the action server and the API (Ctrl-C stops all)…"

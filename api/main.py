@@ -11,23 +11,31 @@ import logging
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 
 from api import errors, logs
 from api.chat import ChatService
 from api.engine import EngineClient, EngineError
 from api.events import EventHub
-from api.routes import chat, health
+from api.routes import chat, console, health
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
 logger = logging.getLogger("kefu.api")
 
 MAX_BODY_BYTES = 64 * 1024
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+CONSOLE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; "
+    "object-src 'none'"
+)
 WARM_UP_TEXTS = ("你好", "hello")
 
 
@@ -93,6 +101,29 @@ def create_app(
     errors.install(app)
     app.include_router(chat.router)
     app.include_router(health.router)
+    console.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    @app.middleware("http")
+    async def security_headers(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        response = await call_next(request)
+        path = request.url.path
+        if path.startswith("/console"):
+            response.headers["Content-Security-Policy"] = CONSOLE_CSP
+            response.headers["Cache-Control"] = "no-store"
+        elif path.startswith("/static/"):
+            # Vendored files carry their version in the name; the rest revalidate.
+            versioned = "/vendor/" in path
+            response.headers["Cache-Control"] = (
+                "public, max-age=31536000, immutable" if versioned else "public, max-age=300"
+            )
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        if path.startswith("/console"):
+            response.headers["X-Frame-Options"] = "DENY"
+        return response
 
     @app.middleware("http")
     async def limit_body(

@@ -69,6 +69,40 @@ def catalogue_vocab(root: Path = PROJECT_ROOT) -> None:
     print(f"catalogue vocabulary: {len(zh)} Chinese and {len(en)} English product names")
 
 
+def seed_staff() -> None:
+    """One staff account per role on first run, with generated passwords kept (0600) in
+    var/staff_credentials.txt; prints them on every run so `make run` shows how to log in."""
+    import os
+    import secrets
+
+    from sqlalchemy import func, select
+
+    from bot.db import session_scope
+    from bot.models import Staff
+    from bot.models.staff import ROLES
+    from bot.services.staff import create_staff
+
+    settings = get_settings()
+    path = Path(settings.var_dir) / "staff_credentials.txt"
+    with session_scope() as session:
+        if not session.scalar(select(func.count()).select_from(Staff)):
+            lines = []
+            for role in ROLES:
+                password = secrets.token_urlsafe(12)
+                email = f"{role}@kefu.local"
+                create_staff(
+                    session=session, email=email, name=f"Demo {role}", role=role, password=password
+                )
+                lines.append(f"{role:<11} {email:<22} {password}")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write("\n".join(lines) + "\n")
+    if path.exists():
+        print(f"Console log-ins ({settings.public_url}/console/):")
+        print(path.read_text(), end="")
+
+
 def customer_token(external_id: str) -> None:
     """Print a store login token for a customer, as a store backend would issue it."""
     from bot.identity import issue_customer_token
@@ -82,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("init", help="generate secrets (first run) and migrate")
     sub.add_parser("migrate", help="alembic upgrade head")
     sub.add_parser("seed", help="load the demo store into an empty database")
+    sub.add_parser("seed-staff", help="one console account per role (first run)")
     sub.add_parser("catalogue-vocab", help="jieba words and product lookup from the catalogue")
     tok = sub.add_parser("customer-token", help="issue a store login token for a customer")
     tok.add_argument("external_id")
@@ -90,6 +125,8 @@ def main(argv: list[str] | None = None) -> int:
         migrate()
     elif args.command == "seed":
         seed()
+    elif args.command == "seed-staff":
+        seed_staff()
     elif args.command == "catalogue-vocab":
         catalogue_vocab()
     elif args.command == "customer-token":

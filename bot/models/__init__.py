@@ -2,6 +2,7 @@
 
 from bot.models.base import Base
 from bot.models.conversation import Conversation, Message, Visitor
+from bot.models.staff import LoginFailure, Staff, StaffSession
 from bot.models.store import (
     Customer,
     Order,
@@ -16,12 +17,15 @@ __all__ = [
     "Base",
     "Conversation",
     "Customer",
+    "LoginFailure",
     "Message",
     "Order",
     "OrderItem",
     "Product",
     "Shipment",
     "ShipmentEvent",
+    "Staff",
+    "StaffSession",
     "Variant",
     "Visitor",
 ]
