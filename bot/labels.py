@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["order_status", "shipment_status", "carrier", "delay_reason"]
+Kind = Literal["order_status", "shipment_status", "carrier", "delay_reason", "colour", "category"]
 
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
     # code: (zh, en)
@@ -42,6 +42,28 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "peak_season": ("大促期间包裹量激增", "the peak-season surge in parcels"),
         "out_of_stock": ("商品暂时缺货，正在补货", "a temporary stock shortage"),
         "address_issue": ("收货地址需要核实", "a delivery address that needs checking"),
+    },
+    "colour": {
+        "blue": ("蓝色", "blue"),
+        "light-blue": ("浅蓝色", "light blue"),
+        "navy": ("藏青色", "navy"),
+        "white": ("白色", "white"),
+        "pink": ("粉色", "pink"),
+        "beige": ("米色", "beige"),
+        "black": ("黑色", "black"),
+        "red": ("红色", "red"),
+        "burgundy": ("酒红色", "burgundy"),
+        "grey": ("灰色", "grey"),
+        "green": ("绿色", "green"),
+        "camel": ("驼色", "camel"),
+        "khaki": ("卡其色", "khaki"),
+        "olive": ("橄榄绿", "olive"),
+    },
+    "category": {
+        "shirt": ("衬衫", "Shirts"),
+        "tie": ("领带", "Ties"),
+        "jacket": ("外套", "Jackets"),
+        "trousers": ("裤装", "Trousers"),
     },
 }
 
