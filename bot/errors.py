@@ -41,3 +41,14 @@ class ConversationBusy(KefuError):
     """Too many turns of one conversation are waiting."""
 
     code = "conversation_busy"
+
+
+class RateLimited(KefuError):
+    """A limit of the public chat was reached; ``retry_after`` says when to try again."""
+
+    code = "rate_limited"
+
+    def __init__(self, what: str, retry_after: float) -> None:
+        super().__init__(what)
+        self.what = what
+        self.retry_after = max(1, int(retry_after + 0.999))

@@ -56,6 +56,15 @@ class Settings(BaseSettings):
     store_timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
 
+    # Shared state between API workers (rate limits, live events); empty = in-process.
+    redis_url: str = ""
+
+    # Limits of the public chat. Each is refused with 429 / close code 4429 and a message.
+    limit_messages_per_minute: int = 20  # per conversation
+    limit_new_conversations_per_visitor_hour: int = 10
+    limit_new_conversations_per_ip_hour: int = 60
+    limit_sockets_per_ip: int = 20  # open at once
+
     @model_validator(mode="after")
     def _fill_defaults(self) -> Settings:
         if not self.database_url:
