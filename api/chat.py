@@ -15,9 +15,10 @@ from typing import Any, TypeVar
 from anyio import to_thread
 from sqlalchemy.orm import Session
 
+from api.ratelimit import ChatLimits
 from api.turns import TurnService
 from bot.db import run_with_retry
-from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong
+from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong, RateLimited
 from bot.identity import sign_visitor, verify_customer_token, verify_visitor
 from bot.sentiment import score as score_sentiment
 from bot.services import conversations as conv
@@ -52,9 +53,10 @@ async def _in_db(work: Callable[[Session], T]) -> T:
 
 
 class ChatService:
-    def __init__(self, *, settings: Settings, turns: TurnService) -> None:
+    def __init__(self, *, settings: Settings, turns: TurnService, limits: ChatLimits) -> None:
         self.settings = settings
         self.turns = turns
+        self.limits = limits
 
     async def open(
         self,
@@ -64,8 +66,10 @@ class ChatService:
         language: str | None,
         after_id: int = 0,
         require_visitor: bool = False,
+        ip: str = "unknown",
     ) -> Opened:
-        """Resolve identity and the open conversation; ``InvalidToken`` on a bad store token.
+        """Resolve identity and the open conversation; ``InvalidToken`` on a bad store token,
+        ``RateLimited`` when a new conversation would pass the visitor's or the address's limit.
 
         A bad or expired visitor token is replaced by a new visitor, not refused (the widget
         simply starts over), unless ``require_visitor`` (HTTP messages) says it must be valid.
@@ -90,19 +94,27 @@ class ChatService:
                 customer_token, key=self.settings.store_token_secret
             ).external_id
 
+        wait = await self.limits.conversation_wait(visitor_id=visitor_id, ip=ip)
+
         def work(session: Session) -> tuple[ChatSession, list[MessageView]]:
             chat = conv.start_session(
                 session=session,
                 visitor_id=visitor_id,
                 customer_external_id=external_id,
                 language=language if language in ("zh", "en") else "zh",
+                allow_new=not wait,
             )
             history = conv.history(
                 session=session, conversation_id=chat.conversation_id, after_id=after_id
             )
             return chat, history
 
-        chat, history = await _in_db(work)
+        try:
+            chat, history = await _in_db(work)
+        except RateLimited as exc:
+            raise RateLimited("conversations", wait) from exc
+        if chat.created:
+            await self.limits.conversation_started(visitor_id=chat.visitor_id, ip=ip)
         token = (
             visitor_token
             if visitor_id == chat.visitor_id and visitor_token
@@ -127,7 +139,8 @@ class ChatService:
 
         Returns the stored message and a future of the turn's replies (None for a repeat of
         a message already stored). Raises ``MessageTooLong`` / ``InvalidInput`` before
-        storing anything, and ``ConversationBusy`` when too many turns are waiting.
+        storing anything, ``RateLimited`` past the messages-per-minute limit (a repeat does
+        not count), and ``ConversationBusy`` when too many turns are waiting.
         """
         if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID:
             raise InvalidInput("client_id must be a string of 1 to 64 characters")
@@ -140,6 +153,14 @@ class ChatService:
             raise InvalidInput("empty message")
         if self.turns.queue.is_full(chat.conversation_id):
             raise ConversationBusy(chat.conversation_id)
+        repeat = await _in_db(
+            lambda s: conv.find_inbound(
+                session=s, conversation_id=chat.conversation_id, client_msg_id=client_id
+            )
+        )
+        if repeat is not None:
+            return repeat, None
+        await self.limits.message(chat.conversation_id)
         sentiment = score_sentiment(text).score if text.strip() else None
 
         def work(session: Session) -> Inbound:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
@@ -13,6 +15,7 @@ from bot.errors import (
     KefuError,
     MessageTooLong,
     NotFound,
+    RateLimited,
 )
 
 STATUS: list[tuple[type[KefuError], int]] = [
@@ -21,20 +24,32 @@ STATUS: list[tuple[type[KefuError], int]] = [
     (InvalidToken, 401),
     (NotFound, 404),
     (ConversationBusy, 429),
+    (RateLimited, 429),
 ]
+
+LIMIT_MESSAGES = {
+    "messages": "too many messages in a minute; nothing was stored, try again in {wait} s",
+    "conversations": "too many new conversations; try again in {wait} s",
+    "sockets": "too many open chat connections from this address",
+}
 
 
 def status_for(exc: KefuError) -> int:
     return next((status for kind, status in STATUS if isinstance(exc, kind)), 400)
 
 
-def error_body(exc: KefuError) -> dict[str, dict[str, str]]:
-    message = (
-        f"message longer than {exc} characters; nothing was stored"
-        if isinstance(exc, MessageTooLong)
-        else str(exc) or exc.code
-    )
-    return {"error": {"code": exc.code, "message": message}}
+def error_body(exc: KefuError) -> dict[str, dict[str, Any]]:
+    body: dict[str, Any] = {"code": exc.code}
+    if isinstance(exc, MessageTooLong):
+        body["message"] = f"message longer than {exc} characters; nothing was stored"
+    elif isinstance(exc, RateLimited):
+        body["message"] = LIMIT_MESSAGES.get(exc.what, "too many requests").format(
+            wait=exc.retry_after
+        )
+        body.update(limit=exc.what, retry_after=exc.retry_after)
+    else:
+        body["message"] = str(exc) or exc.code
+    return {"error": body}
 
 
 STORAGE_UNAVAILABLE = {
@@ -45,7 +60,8 @@ STORAGE_UNAVAILABLE = {
 
 async def _kefu_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, KefuError)
-    return JSONResponse(error_body(exc), status_code=status_for(exc))
+    headers = {"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None
+    return JSONResponse(error_body(exc), status_code=status_for(exc), headers=headers)
 
 
 async def _storage_error(request: Request, exc: Exception) -> JSONResponse:

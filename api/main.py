@@ -23,6 +23,7 @@ from api import errors, logs
 from api.chat import ChatService
 from api.engine import EngineClient, EngineError
 from api.events import EventHub
+from api.ratelimit import ChatLimits, make_limiter
 from api.routes import chat, console, health
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
@@ -87,7 +88,10 @@ def create_app(
         app.state.engine = engine
         app.state.hub = hub
         app.state.turns = turns
-        app.state.chat = ChatService(settings=settings, turns=turns)
+        limiter = make_limiter(settings)
+        app.state.chat = ChatService(
+            settings=settings, turns=turns, limits=ChatLimits(limiter, settings)
+        )
         app.state.warmed = asyncio.Event()
         warm_task = asyncio.create_task(warm_up(app))
         try:
@@ -96,6 +100,7 @@ def create_app(
             warm_task.cancel()
             await turns.queue.drain_all()
             await engine.aclose()
+            await limiter.aclose()
 
     app = FastAPI(title="Kefu", version="0.1.0", lifespan=lifespan)
     errors.install(app)

@@ -24,17 +24,19 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, Header, Query, Request, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import OperationalError
+from starlette.requests import HTTPConnection
 
 from api.chat import ChatService
 from api.errors import STORAGE_UNAVAILABLE, error_body
 from api.events import EventHub
-from bot.errors import InvalidToken, KefuError
+from bot.errors import InvalidToken, KefuError, RateLimited
 from bot.settings import Settings
 
 logger = logging.getLogger("kefu.chat")
 router = APIRouter(prefix="/api/chat", tags=["chat"])
 
 HELLO_TIMEOUT = 10.0
+CLOSE_RATE_LIMITED = 4429
 HTTP_REPLY_WAIT_EXTRA = 2.0
 
 
@@ -44,6 +46,15 @@ def get_chat(request: Request) -> ChatService:
 
 
 ChatDep = Annotated[ChatService, Depends(get_chat)]
+
+
+def client_ip(connection: HTTPConnection) -> str:
+    """The caller's address (behind a proxy, uvicorn's --forwarded-allow-ips decides whose
+    X-Forwarded-For is believed)."""
+    return connection.client.host if connection.client else "unknown"
+
+
+ClientIP = Annotated[str, Depends(client_ip)]
 
 
 class SessionIn(BaseModel):
@@ -67,17 +78,23 @@ def _bearer(authorization: str | None) -> str:
 
 
 @router.post("/session")
-async def open_session(body: SessionIn, chat: ChatDep) -> dict[str, Any]:
+async def open_session(body: SessionIn, chat: ChatDep, ip: ClientIP) -> dict[str, Any]:
     """Start or resume a chat: returns the visitor token to keep and the history."""
     opened = await chat.open(
-        visitor_token=body.visitor_token, customer_token=body.customer_token, language=body.language
+        visitor_token=body.visitor_token,
+        customer_token=body.customer_token,
+        language=body.language,
+        ip=ip,
     )
     return opened.to_dict()
 
 
 @router.post("/messages")
 async def post_message(
-    body: MessageIn, chat: ChatDep, authorization: Annotated[str | None, Header()] = None
+    body: MessageIn,
+    chat: ChatDep,
+    ip: ClientIP,
+    authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
     """Send one message and wait (up to the turn deadline) for the replies."""
     opened = await chat.open(
@@ -85,6 +102,7 @@ async def post_message(
         customer_token=body.customer_token,
         language=None,
         require_visitor=True,
+        ip=ip,
     )
     inbound, future = await chat.receive(
         opened.session,
@@ -114,6 +132,7 @@ async def post_message(
 @router.get("/messages")
 async def get_messages(
     chat: ChatDep,
+    ip: ClientIP,
     authorization: Annotated[str | None, Header()] = None,
     x_customer_token: Annotated[str | None, Header()] = None,
     after: Annotated[int, Query(ge=0)] = 0,
@@ -125,6 +144,7 @@ async def get_messages(
         language=None,
         after_id=after,
         require_visitor=True,
+        ip=ip,
     )
     return {
         "conversation_id": opened.session.conversation_id,
@@ -152,6 +172,18 @@ async def chat_socket(websocket: WebSocket) -> None:
         await websocket.close(code=1008)  # before accept: the browser sees a refused upgrade
         return
     await websocket.accept()
+    ip = client_ip(websocket)
+    if not await chat.limits.open_socket(ip):
+        await _send_error(websocket, RateLimited("sockets", 60))
+        await websocket.close(code=CLOSE_RATE_LIMITED, reason="too many connections")
+        return
+    try:
+        await _converse(websocket, chat, hub, ip)
+    finally:
+        await chat.limits.close_socket(ip)
+
+
+async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: str) -> None:
     try:
         hello = json.loads(await asyncio.wait_for(websocket.receive_text(), HELLO_TIMEOUT))
         if not isinstance(hello, dict) or hello.get("type") != "hello":
@@ -172,7 +204,12 @@ async def chat_socket(websocket: WebSocket) -> None:
             else None,
             language=hello.get("language"),
             after_id=after_id if isinstance(after_id, int) and after_id >= 0 else 0,
+            ip=ip,
         )
+    except RateLimited as exc:
+        await _send_error(websocket, exc)
+        await websocket.close(code=CLOSE_RATE_LIMITED, reason="too many new conversations")
+        return
     except InvalidToken as exc:
         await _send_error(websocket, exc)
         await websocket.close(code=4401, reason="invalid customer token")

@@ -18,7 +18,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
-from bot.errors import InvalidToken, NotFound
+from bot.errors import InvalidToken, NotFound, RateLimited
 from bot.models import Conversation, Customer, Message, Visitor
 
 
@@ -29,6 +29,8 @@ class ChatSession:
     customer_id: int | None
     customer_name: str | None
     language: str
+    # True when this call started the conversation (the chat's limits count those).
+    created: bool = False
 
 
 @dataclass(frozen=True)
@@ -122,9 +124,13 @@ def start_session(
     visitor_id: str | None,
     customer_external_id: str | None = None,
     language: str = "zh",
+    allow_new: bool = True,
     clock: Clock = utcnow,
 ) -> ChatSession:
     """Find or create the visitor and its open conversation.
+
+    ``allow_new=False`` resumes an open conversation but refuses (``RateLimited``) to start
+    one: the caller's limit on new conversations is reached.
 
     A verified customer (``customer_external_id`` comes from a checked store token) is linked
     to the visitor and merges the visitor's anonymous conversations. An anonymous session
@@ -165,7 +171,10 @@ def start_session(
         .order_by(Conversation.last_message_at.desc())
         .limit(1)
     ).first()
+    created = conversation is None
     if conversation is None:
+        if not allow_new:
+            raise RateLimited("conversations", 60)
         lang = language if language in ("zh", "en") else (customer.language if customer else "zh")
         conversation = Conversation(
             id=_new_id(),
@@ -184,6 +193,7 @@ def start_session(
         customer_id=customer_id,
         customer_name=customer.name if customer else None,
         language=conversation.language,
+        created=created,
     )
 
 
