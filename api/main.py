@@ -12,7 +12,6 @@ import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 from fastapi import FastAPI, Request, Response
@@ -24,7 +23,7 @@ from api.chat import ChatService
 from api.engine import EngineClient, EngineError
 from api.events import EventHub
 from api.ratelimit import ChatLimits, make_limiter
-from api.routes import chat, console, health
+from api.routes import chat, console, health, store, widget
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
@@ -106,6 +105,8 @@ def create_app(
     errors.install(app)
     app.include_router(chat.router)
     app.include_router(health.router)
+    app.include_router(widget.router)
+    app.include_router(store.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -146,9 +147,5 @@ def create_app(
                 status_code=413,
             )
         return await call_next(request)
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> dict[str, Any]:
-        return {"name": "Kefu", "chat_socket": "/api/chat/ws", "docs": "/docs"}
 
     return app

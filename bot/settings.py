@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     store_timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
 
+    # The demo store at / (a stand-in for a real shop, with a log-in switch for testers).
+    # Unset: on, except in production.
+    demo_store: bool | None = None
+
     # Shared state between API workers (rate limits, live events); empty = in-process.
     redis_url: str = ""
 
@@ -71,6 +75,8 @@ class Settings(BaseSettings):
             self.database_url = f"sqlite:///{self.var_dir / 'kefu.db'}"
         if not self.public_url:
             self.public_url = f"http://{self.api_host}:{self.api_port}"
+        if self.demo_store is None:
+            self.demo_store = self.environment != "production"
         if not self.allowed_origins:
             self.allowed_origins = [self.public_url, f"http://localhost:{self.api_port}"]
         return self
