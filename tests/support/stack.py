@@ -75,6 +75,11 @@ class Stack:
                 "KEFU_ACTION_SERVER_URL": f"http://127.0.0.1:{self.action_port}",
                 "KEFU_API_PORT": str(self.api_port),
                 "KEFU_TURN_DEADLINE_SECONDS": str(self.deadline),
+                # Every test connects from 127.0.0.1: only the per-conversation limit (20
+                # messages a minute) stays as shipped; the per-address ones would trip.
+                "KEFU_LIMIT_NEW_CONVERSATIONS_PER_IP_HOUR": "100000",
+                "KEFU_LIMIT_NEW_CONVERSATIONS_PER_VISITOR_HOUR": "1000",
+                "KEFU_LIMIT_SOCKETS_PER_IP": "10000",
                 "PYTHONPATH": str(PROJECT_ROOT),
                 "SANIC_HOST": "127.0.0.1",
             }
