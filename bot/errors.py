@@ -52,3 +52,35 @@ class RateLimited(KefuError):
         super().__init__(what)
         self.what = what
         self.retry_after = max(1, int(retry_after + 0.999))
+
+
+class OrderNotCancellable(KefuError):
+    """The order has shipped, been delivered or is already closed."""
+
+    code = "order_not_cancellable"
+
+    def __init__(self, order_number: str, status: str) -> None:
+        super().__init__(order_number)
+        self.order_number = order_number
+        self.status = status
+
+
+class OrderNotModifiable(KefuError):
+    """The order has left the warehouse (or is closed): its address cannot change."""
+
+    code = "order_not_modifiable"
+
+    def __init__(self, order_number: str, status: str) -> None:
+        super().__init__(order_number)
+        self.order_number = order_number
+        self.status = status
+
+
+class NotEligible(KefuError):
+    """A return or exchange the store's policy does not allow; ``reason`` says why."""
+
+    code = "not_eligible"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

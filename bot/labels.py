@@ -8,7 +8,22 @@ from __future__ import annotations
 
 from typing import Literal
 
-Kind = Literal["order_status", "shipment_status", "carrier", "delay_reason", "colour", "category"]
+Kind = Literal[
+    "order_status",
+    "shipment_status",
+    "carrier",
+    "delay_reason",
+    "colour",
+    "category",
+    "material",
+    "care",
+    "region",
+    "membership_level",
+    "not_eligible",
+    "request_status",
+    "request_kind",
+    "topic",
+]
 
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
     # code: (zh, en)
@@ -64,6 +79,118 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "tie": ("领带", "Ties"),
         "jacket": ("外套", "Jackets"),
         "trousers": ("裤装", "Trousers"),
+    },
+    "material": {
+        "100% cotton": ("100%纯棉", "100% cotton"),
+        "cotton with non-iron finish": ("纯棉免烫处理", "cotton with a non-iron finish"),
+        "100% linen": ("100%亚麻", "100% linen"),
+        "cotton poplin": ("府绸棉", "cotton poplin"),
+        "2-ply cotton": ("双股棉", "2-ply cotton"),
+        "cotton piqué": ("珠地棉", "cotton piqué"),
+        "100% mulberry silk": ("100%桑蚕丝", "100% mulberry silk"),
+        "silk knit": ("真丝针织", "silk knit"),
+        "wool blend": ("羊毛混纺", "wool blend"),
+        "60% wool, 40% polyester": ("60%羊毛、40%涤纶", "60% wool, 40% polyester"),
+        "cotton denim": ("棉质牛仔布", "cotton denim"),
+        "cotton gabardine": ("棉华达呢", "cotton gabardine"),
+        "stretch cotton twill": ("弹力棉斜纹", "stretch cotton twill"),
+        "cotton jersey": ("棉质针织", "cotton jersey"),
+        "modal cotton": ("莫代尔棉", "modal cotton"),
+    },
+    # Care codes (bot.services.products.care_code) -> the care instructions.
+    "care": {
+        "cotton": (
+            "可机洗，建议30℃以下反面洗涤，中温熨烫，避免暴晒",
+            "machine wash at 30°C or below inside out, iron on medium, dry out of direct sun",
+        ),
+        "linen": (
+            "建议手洗或轻柔机洗，不可漂白，低温熨烫，亚麻自然褶皱属正常",
+            "hand wash or gentle machine wash, no bleach, iron on low; linen creases naturally",
+        ),
+        "silk": (
+            "建议干洗，或冷水手洗后平铺阴干，勿拧干，勿暴晒",
+            "dry clean, or hand wash cold and dry flat in the shade; do not wring",
+        ),
+        "wool": (
+            "建议干洗，不可机洗，挂在宽肩衣架上保存，低温蒸汽熨烫",
+            "dry clean only, hang on a wide hanger, steam on low",
+        ),
+        "denim": (
+            "首次单独冷水反面洗涤，可能轻微褪色，勿漂白，挂干",
+            "wash inside out in cold water on its own at first, it may bleed a little; "
+            "no bleach, hang dry",
+        ),
+    },
+    "region": {
+        "east": ("江浙沪皖", "Jiangsu, Zhejiang, Shanghai, Anhui"),
+        "north": ("京津冀、山东", "Beijing, Tianjin, Hebei, Shandong"),
+        "south": ("广东、福建、广西、海南", "Guangdong, Fujian, Guangxi, Hainan"),
+        "central": ("湖北、湖南、河南、江西", "Hubei, Hunan, Henan, Jiangxi"),
+        "southwest": ("四川、重庆、云南、贵州", "Sichuan, Chongqing, Yunnan, Guizhou"),
+        "northeast": ("东北三省", "the north-east"),
+        "northwest": ("西北及新疆、西藏", "the north-west, Xinjiang and Tibet"),
+    },
+    "membership_level": {
+        "regular": ("普通会员", "Regular member"),
+        "silver": ("白银会员", "Silver member"),
+        "gold": ("黄金会员", "Gold member"),
+        "vip": ("VIP会员", "VIP member"),
+    },
+    # Why a return or exchange is not possible (bot.services.returns).
+    "not_eligible": {
+        "not_delivered": (
+            "订单还没有签收，签收后才能申请退换货",
+            "the order hasn't been delivered yet; returns open once it arrives",
+        ),
+        "window_passed": (
+            "已超过签收后7天无理由退换的期限",
+            "it is past the 7 days after delivery for a no-reason return",
+        ),
+        "excluded_category": (
+            "贴身衣物出于卫生原因不支持7天无理由退换",
+            "underwear can't be returned without a reason, for hygiene reasons",
+        ),
+        "customised": (
+            "定制商品不支持7天无理由退换",
+            "made-to-order goods can't be returned without a reason",
+        ),
+        "already_requested": (
+            "这件商品已经有一个处理中的退换申请",
+            "there is already an open return or exchange for this item",
+        ),
+        "order_closed": ("订单已取消或已退款", "the order has been cancelled or refunded"),
+        "no_such_variant": ("没有您要的尺码或颜色", "that size or colour doesn't exist"),
+        "out_of_stock": ("您要换的款式暂时缺货", "the one you want is out of stock"),
+    },
+    "request_status": {
+        "requested": ("已提交，等待审核", "submitted, waiting for review"),
+        "approved": ("已审核通过，请寄回商品", "approved, please send the item back"),
+        "received": ("仓库已收到退货，正在处理", "received at our warehouse, being processed"),
+        "refunded": ("已退款", "refunded"),
+        "exchanged": ("新商品已发出", "the replacement has shipped"),
+        "rejected": ("未通过审核", "declined"),
+    },
+    "request_kind": {
+        "return": ("退货退款", "return and refund"),
+        "exchange": ("换货", "exchange"),
+    },
+    # Intents as topics, for the "did you mean" buttons of a low-confidence message.
+    "topic": {
+        "order_status": ("查询订单物流", "Where my order is"),
+        "shipping_delay": ("发货/物流延迟", "A late delivery"),
+        "shipping_info": ("运费与配送", "Shipping costs and times"),
+        "cancel_order": ("取消订单", "Cancel an order"),
+        "modify_order": ("修改订单", "Change an order"),
+        "return_refund": ("退货退款", "Return or refund"),
+        "exchange": ("换货", "Exchange an item"),
+        "product_question": ("商品咨询", "A product question"),
+        "product_recommendation": ("商品推荐", "Recommendations"),
+        "coupon_promotion": ("优惠活动", "Discounts and coupons"),
+        "payment_issue": ("支付问题", "Payment"),
+        "invoice": ("发票", "Invoices"),
+        "membership_points": ("会员与积分", "Membership and points"),
+        "complaint": ("投诉与建议", "A complaint"),
+        "human_agent": ("转人工客服", "Talk to a person"),
     },
 }
 

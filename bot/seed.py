@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
 from bot.models import (
+    Coupon,
     Customer,
     Order,
     OrderItem,
     Product,
+    Promotion,
     Shipment,
     ShipmentEvent,
     Variant,
@@ -581,6 +583,7 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
     )
 
     session.add_all(orders)
+    _service_extras(session, customers, now)
     session.flush()
     return SeedReport(
         customers=len(customers),
@@ -590,3 +593,101 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
         late_shipments=late,
         blue_shirt_red_tie_buyers=len(pair_buyers),
     )
+
+
+# Goods outside the 7-day no-reason return, promotions and member coupons. Added after the
+# orders, with their own random generator, so everything above stays as it was.
+EXTRA_PRODUCTS: tuple[
+    tuple[str, str, str, str, str, int, tuple[str, ...], tuple[str, ...], bool], ...
+] = (
+    (
+        "P-EMB",
+        "定制刺绣衬衫",
+        "Custom embroidered shirt",
+        "shirt",
+        "100% cotton",
+        399,
+        ("white", "blue"),
+        SHIRT_SIZES,
+        True,
+    ),
+    (
+        "P-UND",
+        "莫代尔内裤",
+        "Modal boxer briefs",
+        "underwear",
+        "modal cotton",
+        79,
+        ("black", "grey", "navy"),
+        ("M", "L", "XL"),
+        False,
+    ),
+)
+PROMOTIONS = (
+    ("FULL300", "满300减30", "¥30 off orders of ¥300 or more", 30000, 3000, None),
+    ("FULL800", "满800减100", "¥100 off orders of ¥800 or more", 80000, 10000, None),
+    (
+        "GOLD50",
+        "黄金及以上会员满500减50",
+        "Gold members and above: ¥50 off ¥500",
+        50000,
+        5000,
+        "gold",
+    ),
+)
+MEMBER_COUPON_FEN = {"silver": 1000, "gold": 2000, "vip": 5000}
+
+
+def _service_extras(session: Session, customers: list[Customer], now: datetime) -> None:
+    rng = random.Random(SEED + 3)
+    for ext, zh, en, cat, material, price, colours, sizes, customised in EXTRA_PRODUCTS:
+        product = Product(
+            external_id=ext,
+            name_zh=zh,
+            name_en=en,
+            category=cat,
+            material=material,
+            customised=customised,
+            description_zh=f"{zh}，面料：{material}。",
+            description_en=f"{en}, {material}.",
+        )
+        for colour in colours:
+            for size in sizes:
+                product.variants.append(
+                    Variant(
+                        sku=f"{ext}-{colour.upper()}-{size}",
+                        size=size,
+                        colour=colour,
+                        price_fen=price * 100,
+                        stock=rng.choice((3, 8, 15, 30)),
+                    )
+                )
+        session.add(product)
+    for code, zh, en, min_spend, discount, level in PROMOTIONS:
+        session.add(
+            Promotion(
+                code=code,
+                title_zh=zh,
+                title_en=en,
+                min_spend_fen=min_spend,
+                discount_fen=discount,
+                member_level=level,
+                starts_at=now - timedelta(days=10),
+                ends_at=now + timedelta(days=20),
+            )
+        )
+    session.flush()
+    for customer in customers[: len(DEMO_CUSTOMERS)]:
+        amount = MEMBER_COUPON_FEN.get(customer.membership_level)
+        if amount:
+            session.add(
+                Coupon(
+                    code=f"M{customer.external_id}",
+                    customer_id=customer.id,
+                    source="member",
+                    amount_fen=amount,
+                    min_spend_fen=amount * 10,
+                    expires_at=now + timedelta(days=30),
+                    created_at=now - timedelta(days=1),
+                )
+            )

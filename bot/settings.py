@@ -56,6 +56,32 @@ class Settings(BaseSettings):
     store_timezone: str = "Asia/Shanghai"
     log_level: str = "INFO"
 
+    # Service journeys: the store's shipping, return and compensation policies.
+    shipping_fee_fen: int = 1000
+    free_shipping_threshold_fen: int = 9900
+    shipping_carriers: list[str] = Field(default_factory=lambda: ["sf", "zto", "yto", "jd", "ems"])
+    # Days from shipping to delivery, by region (labels in bot/labels.py).
+    delivery_days_by_region: dict[str, str] = Field(
+        default_factory=lambda: {
+            "east": "1-2",
+            "north": "2-3",
+            "south": "2-3",
+            "central": "2-3",
+            "southwest": "3-4",
+            "northeast": "3-5",
+            "northwest": "4-6",
+        }
+    )
+    return_window_days: int = 7
+    quality_return_window_days: int = 15
+    no_reason_return_excluded_categories: list[str] = Field(default_factory=lambda: ["underwear"])
+    refund_business_days: int = 3
+    # The delay script's "no" branch: a coupon instead of cancelling.
+    delay_coupon_fen: int = 2000
+    delay_coupon_min_spend_fen: int = 0
+    delay_coupon_valid_days: int = 30
+    points_per_yuan: int = 100
+
     # The demo store at / (a stand-in for a real shop, with a log-in switch for testers).
     # Unset: on, except in production.
     demo_store: bool | None = None

@@ -2,6 +2,7 @@
 
 from bot.models.base import Base
 from bot.models.conversation import Conversation, Message, Visitor
+from bot.models.service import Coupon, Outcome, Promotion, ServiceRequest
 from bot.models.staff import LoginFailure, Staff, StaffSession
 from bot.models.store import (
     Customer,
@@ -16,12 +17,16 @@ from bot.models.store import (
 __all__ = [
     "Base",
     "Conversation",
+    "Coupon",
     "Customer",
     "LoginFailure",
     "Message",
     "Order",
     "OrderItem",
+    "Outcome",
     "Product",
+    "Promotion",
+    "ServiceRequest",
     "Shipment",
     "ShipmentEvent",
     "Staff",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, false, func
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from bot.models.base import Base, UTCDateTime
@@ -41,6 +41,8 @@ class Product(Base):
     material: Mapped[str | None] = mapped_column(String(100))
     description_zh: Mapped[str | None] = mapped_column(String(1000))
     description_en: Mapped[str | None] = mapped_column(String(1000))
+    # Made to the shopper's order: never a 7-day no-reason return.
+    customised: Mapped[bool] = mapped_column(default=False, server_default=false())
 
     variants: Mapped[list[Variant]] = relationship(back_populates="product")
 
@@ -71,6 +73,9 @@ class Order(Base):
     address: Mapped[str] = mapped_column(String(300))
     placed_at: Mapped[datetime] = mapped_column(UTCDateTime)
     paid_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    note: Mapped[str | None] = mapped_column(String(300))
+    delay_accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     customer: Mapped[Customer] = relationship(back_populates="orders")
     items: Mapped[list[OrderItem]] = relationship(back_populates="order")

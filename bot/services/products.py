@@ -1,0 +1,213 @@
+"""Product facts for shoppers' questions: stock per size and colour, price, material, care,
+and size advice from the size chart; the product named, or the product page they are on."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, selectinload
+
+from bot.models import Order, OrderItem, Product, Variant
+from bot.services.policies import recommend_size
+
+ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    (
+        "size",
+        re.compile(
+            r"尺码|尺寸|码数|什么码|哪个码|几码|偏大|偏小|身高|体重|\d\s*斤|kg|公斤|cm|size|fit|height|weight|lbs|pounds",
+            re.I,
+        ),
+    ),
+    (
+        "stock",
+        re.compile(
+            r"有货|库存|现货|还有吗|有没有|断码|补货|卖完|in stock|available|sold out|restock|have (it|this|one|any)",
+            re.I,
+        ),
+    ),
+    ("price", re.compile(r"多少钱|价格|价钱|几块|多少米|price|cost|how much", re.I)),
+    (
+        "material",
+        re.compile(
+            r"材质|面料|纯棉|棉的|成分|什么料|真丝|羊毛|亚麻|material|fabric|made of|cotton|linen|silk|wool",
+            re.I,
+        ),
+    ),
+    (
+        "care",
+        re.compile(
+            r"洗|熨|缩水|掉色|起球|保养|wash|iron|care|shrink|dry.?clean|fade|pilling", re.I
+        ),
+    ),
+)
+_CM = re.compile(r"(1[4-9]\d|20\d)\s*(?:cm|厘米|公分)?(?![\d.])", re.I)
+_METRES = re.compile(r"(?<![\d.])(1[.．][5-9]\d?)\s*(?:m|米)(?![a-z])", re.I)
+_FEET = re.compile(r"(\d)\s*(?:'|ft|foot|feet)\s*(\d{1,2})?", re.I)
+_KG = re.compile(r"(\d{2,3}(?:\.\d)?)\s*(?:kg|公斤|千克)", re.I)
+_JIN = re.compile(r"(\d{2,3})\s*斤")
+_LBS = re.compile(r"(\d{2,3})\s*(?:lbs?|pounds)", re.I)
+_BARE_WEIGHT = re.compile(r"(?:体重|weight|重)\s*(\d{2,3})(?![\d斤kgl])", re.I)
+
+
+@dataclass(frozen=True)
+class VariantView:
+    size: str
+    colour: str
+    price_fen: int
+    stock: int
+
+
+@dataclass(frozen=True)
+class ProductView:
+    external_id: str
+    name_zh: str
+    name_en: str
+    category: str
+    material: str | None
+    customised: bool
+    variants: tuple[VariantView, ...]
+
+    @property
+    def price_range(self) -> tuple[int, int]:
+        prices = [v.price_fen for v in self.variants] or [0]
+        return min(prices), max(prices)
+
+    def in_stock(self, size: str | None = None, colour: str | None = None) -> list[VariantView]:
+        return [
+            v
+            for v in self.variants
+            if v.stock > 0
+            and (size is None or v.size.upper() == size.upper())
+            and (colour is None or v.colour.lower() == colour.lower())
+        ]
+
+    def has(self, size: str | None = None, colour: str | None = None) -> bool:
+        return any(
+            (size is None or v.size.upper() == size.upper())
+            and (colour is None or v.colour.lower() == colour.lower())
+            for v in self.variants
+        )
+
+
+def aspects(text: str | None) -> list[str]:
+    """What a product question asks about (size, stock, price, material, care), in order."""
+    return [name for name, pattern in ASPECTS if text and pattern.search(text)]
+
+
+def body_measurements(text: str | None) -> tuple[float | None, float | None]:
+    """(height in cm, weight in kg) from "175 140斤", "5'10 170 lbs", "身高165 体重50公斤"…"""
+    text = text or ""
+    height: float | None = None
+    weight: float | None = None
+    if m := _METRES.search(text):
+        height = float(m.group(1).replace("．", ".")) * 100
+    elif m := _FEET.search(text):
+        height = round(int(m.group(1)) * 30.48 + int(m.group(2) or 0) * 2.54)
+    elif m := _CM.search(text):
+        height = float(m.group(1))
+    if m := _KG.search(text):
+        weight = float(m.group(1))
+    elif m := _JIN.search(text):
+        weight = int(m.group(1)) / 2
+    elif m := _LBS.search(text):
+        weight = round(int(m.group(1)) * 0.4536, 1)
+    elif m := _BARE_WEIGHT.search(text):
+        weight = float(m.group(1))
+    else:
+        # "我175 70": a second bare number after the height is a weight in kg.
+        numbers = [int(n) for n in re.findall(r"(?<![\d.])(\d{2,3})(?![\d.])", text)]
+        rest = [n for n in numbers if 35 <= n <= 130 and n != height]
+        if height is not None and rest:
+            weight = float(rest[0])
+    return height, weight
+
+
+def _view(product: Product) -> ProductView:
+    return ProductView(
+        external_id=product.external_id,
+        name_zh=product.name_zh,
+        name_en=product.name_en,
+        category=product.category,
+        material=product.material,
+        customised=product.customised,
+        variants=tuple(
+            VariantView(v.size, v.colour, v.price_fen, v.stock)
+            for v in sorted(product.variants, key=lambda v: v.id)
+        ),
+    )
+
+
+def find_product(
+    *, session: Session, name: str | None = None, external_id: str | None = None
+) -> ProductView | None:
+    """The product named (its Chinese or English name, or part of it), else the product
+    with the store's ``external_id`` (the page the shopper is on)."""
+    stmt = select(Product).options(selectinload(Product.variants))
+    if name:
+        wanted = name.strip().lower()
+        products = session.scalars(stmt.order_by(Product.id)).all()
+        for product in products:
+            names = (product.name_zh.lower(), product.name_en.lower())
+            if wanted in names:
+                return _view(product)
+        for product in products:
+            names = (product.name_zh.lower(), product.name_en.lower())
+            if any(wanted in n or (len(n) >= 3 and n in wanted) for n in names):
+                return _view(product)
+    if external_id:
+        on_page = session.scalars(stmt.where(Product.external_id == external_id)).first()
+        if on_page is not None:
+            return _view(on_page)
+    return None
+
+
+def size_advice(product: ProductView, text: str | None) -> str | None:
+    height, weight = body_measurements(text)
+    size = recommend_size(product.category, height, weight)
+    if size is None or not product.has(size=size):
+        return None
+    return size
+
+
+def recommendations(
+    *, session: Session, product_external_id: str | None = None, limit: int = 3
+) -> list[ProductView]:
+    """What goes with the product (bought by the same customers), else the best sellers;
+    only products with something in stock, never customised ones."""
+    counts = func.count(func.distinct(Order.customer_id))
+    base = (
+        select(Product.id, counts.label("n"))
+        .join(Variant, Variant.product_id == Product.id)
+        .join(OrderItem, OrderItem.variant_id == Variant.id)
+        .join(Order, Order.id == OrderItem.order_id)
+        .where(Product.customised.is_(False))
+        .group_by(Product.id)
+        .order_by(counts.desc(), Product.id)
+    )
+    if product_external_id:
+        buyers = (
+            select(Order.customer_id)
+            .join(OrderItem, OrderItem.order_id == Order.id)
+            .join(Variant, Variant.id == OrderItem.variant_id)
+            .join(Product, Product.id == Variant.product_id)
+            .where(Product.external_id == product_external_id)
+        )
+        base = base.where(Order.customer_id.in_(buyers), Product.external_id != product_external_id)
+    ids = [row.id for row in session.execute(base.limit(limit * 3))]
+    products = session.scalars(
+        select(Product).where(Product.id.in_(ids)).options(selectinload(Product.variants))
+    ).all()
+    by_id = {p.id: p for p in products}
+    views = [_view(by_id[i]) for i in ids if i in by_id]
+    return [v for v in views if v.in_stock()][:limit]
+
+
+def care_code(material: str | None) -> str:
+    """The care instructions' code for a material (labels in bot/labels.py, kind "care")."""
+    text = (material or "").lower()
+    for code in ("silk", "wool", "linen", "denim"):
+        if code in text:
+            return code
+    return "cotton"
