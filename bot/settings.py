@@ -50,6 +50,15 @@ class Settings(BaseSettings):
     turn_deadline_seconds: float = 5.0
     warm_up: bool = True
 
+    # Human handoff (bot/services/handoff.py). Service hours are in the store's time zone,
+    # "HH:MM-HH:MM" (an end before the start runs past midnight).
+    service_hours: str = "09:00-21:00"
+    agent_capacity: int = 3  # conversations at once, per agent, unless the agent sets it
+    handoff_auto_assign: bool = True  # else agents claim from the queue
+    vip_levels: list[str] = Field(default_factory=lambda: ["vip"])
+    vip_head_start_seconds: int = 300  # a VIP queues as if they had asked this much earlier
+    handoff_default_handle_seconds: int = 300  # the wait estimate before any history
+
     max_message_chars: int = 2000
     max_queued_turns: int = 20
     visitor_token_max_age_days: int = 365

@@ -9,7 +9,7 @@ in the same transaction — so a reply in flight when a human takes over is drop
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, cast
 
@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
 from bot.errors import InvalidToken, NotFound, RateLimited
-from bot.models import Conversation, Customer, Message, Visitor
+from bot.models import Conversation, Customer, Message, Staff, Visitor
+from bot.models.handoff import AgentMessage
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,7 @@ class MessageView:
     client_msg_id: str | None = None
     buttons: list[dict[str, Any]] | None = None
     status: str = "done"
+    author: str | None = None  # an agent message's agent
 
     def to_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -54,6 +56,8 @@ class MessageView:
             data["client_id"] = self.client_msg_id
         if self.buttons:
             data["buttons"] = self.buttons
+        if self.author:
+            data["author"] = self.author
         return data
 
 
@@ -354,7 +358,17 @@ def history(
         .order_by(Message.id)
         .limit(limit)
     )
-    return [_view(m) for m in rows]
+    views = [_view(m) for m in rows]
+    agent_ids = [v.id for v in views if v.role == "agent"]
+    if not agent_ids:
+        return views
+    rows_ = session.execute(
+        select(AgentMessage.message_id, Staff.name)
+        .join(Staff, Staff.id == AgentMessage.staff_id)
+        .where(AgentMessage.message_id.in_(agent_ids))
+    )
+    names = {message_id: name for message_id, name in rows_}
+    return [replace(v, author=names.get(v.id)) if v.role == "agent" else v for v in views]
 
 
 def offered_payloads(*, session: Session, conversation_id: str) -> set[str]:
