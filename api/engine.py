@@ -54,15 +54,25 @@ class EngineClient:
         return self.ring.node_for(conversation_id)
 
     async def turn(
-        self, conversation_id: str, message_id: str, text: str, metadata: dict[str, Any]
+        self,
+        conversation_id: str,
+        message_id: str,
+        text: str,
+        metadata: dict[str, Any],
+        *,
+        control: str | None = None,
     ) -> EngineTurn:
+        """One turn. ``control="handback"`` (with an external intent as ``text``) tells the
+        channel that a person handed the chat back: it ends any active form first."""
         url = f"{self.url_for(conversation_id)}/webhooks/kefu/turn"
-        body = {
+        body: dict[str, Any] = {
             "sender": conversation_id,
             "message_id": message_id,
             "text": text,
             "metadata": metadata,
         }
+        if control is not None:
+            body["control"] = control
         try:
             # A whole-turn deadline: httpx's own timeouts are per read, not per request.
             response = await asyncio.wait_for(self._client.post(url, json=body), self.deadline)

@@ -21,9 +21,10 @@ from fastapi.staticfiles import StaticFiles
 from api import errors, logs
 from api.chat import ChatService
 from api.engine import EngineClient, EngineError
-from api.events import EventHub
+from api.events import make_hub
+from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
-from api.routes import chat, console, health, store, widget
+from api.routes import agent, chat, console, health, store, widget
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
@@ -81,8 +82,13 @@ def create_app(
         engine = EngineClient(
             settings.rasa_urls, deadline=settings.turn_deadline_seconds, transport=engine_transport
         )
-        hub = EventHub()
-        turns = TurnService(engine=engine, hub=hub, max_waiting=settings.max_queued_turns)
+        hub = make_hub(settings)
+        await hub.start()
+        handoff = HandoffService(settings=settings, hub=hub)
+        turns = TurnService(
+            engine=engine, hub=hub, max_waiting=settings.max_queued_turns, handoff=handoff
+        )
+        app.state.handoff = handoff
         app.state.settings = settings
         app.state.engine = engine
         app.state.hub = hub
@@ -99,11 +105,13 @@ def create_app(
             warm_task.cancel()
             await turns.queue.drain_all()
             await engine.aclose()
+            await hub.aclose()
             await limiter.aclose()
 
     app = FastAPI(title="Kefu", version="0.1.0", lifespan=lifespan)
     errors.install(app)
     app.include_router(chat.router)
+    agent.install(app)
     app.include_router(health.router)
     app.include_router(widget.router)
     app.include_router(store.router)

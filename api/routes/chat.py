@@ -11,6 +11,35 @@ WebSocket protocol (JSON text frames):
   ``{"type": "typing", "on"}`` and ``{"type": "message", "message": {...}}`` as replies come.
 - client → ``{"type": "history", "after_id"}`` → ``{"type": "history", "messages": [...]}``.
 - errors → ``{"type": "error", "code", "message", "client_id"?}``; the socket stays open.
+
+Human handoff (api/handoff.py). The welcome frame carries ``"handoff": {...}``, the current
+state in the same shape as the event below, so a reloaded widget shows it.
+
+- server → ``{"type": "handoff", "state": "queued", "position": N, "eta_seconds": S}``:
+  waiting for a person, N-th in line (1 = next), about S seconds (from recent handling
+  times); sent again whenever the line moves. Offer a "cancel" button.
+- server → ``{"type": "handoff", "state": "agent", "agent": {"name": "王芳"}}``: a person
+  has joined. Their messages arrive as ``{"type": "message", "message": {"role": "agent",
+  "author": "王芳", ...}}``; the bot says nothing until the hand-back.
+- server → ``{"type": "handoff", "state": "bot"}``: back with the bot (cancelled, handed
+  back, or a callback number was left). After a hand-back the bot asks for a 1-5 rating
+  with buttons: send the pressed button's ``payload`` as usual.
+- server → ``{"type": "handoff", "state": "offline", "ticket_id": N}``: nobody can answer
+  now (outside service hours, or no agent online). Offer a form for a callback number and a
+  note; a number typed as a normal message is taken too.
+- server → ``{"type": "handoff", "state": "closed"}``: an agent ended the chat. Writing
+  again reopens it with the bot.
+- Gateway notices (waiting, joined, back to the bot…) are messages with ``"role": "system"``.
+- client → ``{"type": "handoff_cancel"}``: stop waiting, back to the bot (an ``error`` with
+  code ``not_queued`` if not waiting).
+- client → ``{"type": "ticket", "phone", "note"?}``: leave a callback number →
+  ``{"type": "ticket", "ticket_id"}``.
+
+HTTP equivalents (``Authorization: Bearer <visitor token>``): ``POST /api/chat/handoff/cancel``
+→ ``{"cancelled": bool, "handoff": {...}}``; ``POST /api/chat/ticket`` with
+``{"phone", "note"?}`` → ``{"ticket_id", "handoff": {...}}``; ``POST /api/chat/session`` and
+``POST /api/chat/messages`` answer ``"handoff"`` like the welcome frame (the notices and
+agent messages are in ``GET /api/chat/messages``).
 """
 
 from __future__ import annotations
@@ -29,7 +58,8 @@ from starlette.requests import HTTPConnection
 from api.chat import ChatService
 from api.errors import STORAGE_UNAVAILABLE, error_body
 from api.events import EventHub
-from bot.errors import InvalidToken, KefuError, RateLimited
+from api.handoff import HandoffService
+from bot.errors import InvalidInput, InvalidToken, KefuError, RateLimited
 from bot.settings import Settings
 
 logger = logging.getLogger("kefu.chat")
@@ -46,6 +76,19 @@ def get_chat(request: Request) -> ChatService:
 
 
 ChatDep = Annotated[ChatService, Depends(get_chat)]
+
+
+def get_handoff(request: HTTPConnection) -> HandoffService:
+    handoff: HandoffService = request.app.state.handoff
+    return handoff
+
+
+HandoffDep = Annotated[HandoffService, Depends(get_handoff)]
+
+
+class TicketIn(BaseModel):
+    phone: str = Field(min_length=5, max_length=32)
+    note: str | None = Field(default=None, max_length=2000)
 
 
 def client_ip(connection: HTTPConnection) -> str:
@@ -78,25 +121,33 @@ def _bearer(authorization: str | None) -> str:
 
 
 @router.post("/session")
-async def open_session(body: SessionIn, chat: ChatDep, ip: ClientIP) -> dict[str, Any]:
-    """Start or resume a chat: returns the visitor token to keep and the history."""
+async def open_session(
+    body: SessionIn, chat: ChatDep, handoff: HandoffDep, ip: ClientIP
+) -> dict[str, Any]:
+    """Start or resume a chat: returns the visitor token to keep, the history and the
+    handoff state."""
     opened = await chat.open(
         visitor_token=body.visitor_token,
         customer_token=body.customer_token,
         language=body.language,
         ip=ip,
     )
-    return opened.to_dict()
+    return {
+        **opened.to_dict(),
+        "handoff": await handoff.status(opened.session.conversation_id),
+    }
 
 
 @router.post("/messages")
 async def post_message(
     body: MessageIn,
     chat: ChatDep,
+    handoff: HandoffDep,
     ip: ClientIP,
     authorization: Annotated[str | None, Header()] = None,
 ) -> dict[str, Any]:
-    """Send one message and wait (up to the turn deadline) for the replies."""
+    """Send one message and wait (up to the turn deadline) for the bot's replies; the
+    answer also carries the handoff state (gateway notices are in the history)."""
     opened = await chat.open(
         visitor_token=_bearer(authorization),
         customer_token=body.customer_token,
@@ -126,6 +177,7 @@ async def post_message(
         },
         "replies": replies,
         "pending": pending,
+        "handoff": await handoff.status(opened.session.conversation_id),
     }
 
 
@@ -150,6 +202,49 @@ async def get_messages(
         "conversation_id": opened.session.conversation_id,
         "messages": [m.to_dict() for m in opened.history],
     }
+
+
+@router.post("/handoff/cancel")
+async def cancel_handoff(
+    chat: ChatDep,
+    handoff: HandoffDep,
+    ip: ClientIP,
+    authorization: Annotated[str | None, Header()] = None,
+    x_customer_token: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Stop waiting for a person: back to the bot."""
+    opened = await chat.open(
+        visitor_token=_bearer(authorization),
+        customer_token=x_customer_token,
+        language=None,
+        require_visitor=True,
+        ip=ip,
+    )
+    conversation_id = opened.session.conversation_id
+    cancelled = await handoff.cancel(conversation_id)
+    return {"cancelled": cancelled, "handoff": await handoff.status(conversation_id)}
+
+
+@router.post("/ticket")
+async def leave_ticket(
+    body: TicketIn,
+    chat: ChatDep,
+    handoff: HandoffDep,
+    ip: ClientIP,
+    authorization: Annotated[str | None, Header()] = None,
+    x_customer_token: Annotated[str | None, Header()] = None,
+) -> dict[str, Any]:
+    """Leave a callback number (and a note) when nobody can answer now."""
+    opened = await chat.open(
+        visitor_token=_bearer(authorization),
+        customer_token=x_customer_token,
+        language=None,
+        require_visitor=True,
+        ip=ip,
+    )
+    conversation_id = opened.session.conversation_id
+    ticket = await handoff.leave_callback(conversation_id, body.phone, body.note)
+    return {"ticket_id": ticket.id, "handoff": await handoff.status(conversation_id)}
 
 
 async def _send_error(
@@ -228,7 +323,14 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
 
     pump_task = asyncio.create_task(pump())
     try:
-        await websocket.send_json({"type": "welcome", **opened.to_dict()})
+        handoff = get_handoff(websocket)
+        await websocket.send_json(
+            {
+                "type": "welcome",
+                **opened.to_dict(),
+                "handoff": await handoff.status(conversation_id),
+            }
+        )
         while True:
             raw = await websocket.receive_text()
             try:
@@ -275,6 +377,19 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
                 )
             elif kind == "ping":
                 await websocket.send_json({"type": "pong"})
+            elif kind == "handoff_cancel":
+                if not await handoff.cancel(conversation_id):
+                    await _send_error(websocket, None, "not_queued", "not waiting for a person")
+            elif kind == "ticket":
+                phone, note = frame.get("phone"), frame.get("note")
+                try:
+                    if not isinstance(phone, str) or not (note is None or isinstance(note, str)):
+                        raise InvalidInput("phone (and note) must be strings")
+                    ticket = await handoff.leave_callback(conversation_id, phone, note)
+                except KefuError as exc:
+                    await _send_error(websocket, exc)
+                    continue
+                await websocket.send_json({"type": "ticket", "ticket_id": ticket.id})
             else:
                 await _send_error(websocket, None, "unknown_frame", "unknown frame type")
     except WebSocketDisconnect:
