@@ -51,6 +51,8 @@ class Stack:
         self.model = find_model()
         self.database_url = database_url or f"sqlite:///{workdir / 'kefu.db'}"
         self.rasa_port, self.action_port, self.api_port = free_port(), free_port(), free_port()
+        # Another site that may embed the widget (the browser tests serve a shop page there).
+        self.embedding_port = free_port()
         self.deadline = deadline
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -74,6 +76,9 @@ class Stack:
                 "KEFU_RASA_URLS": json.dumps([self.rasa_url]),
                 "KEFU_ACTION_SERVER_URL": f"http://127.0.0.1:{self.action_port}",
                 "KEFU_API_PORT": str(self.api_port),
+                "KEFU_ALLOWED_ORIGINS": json.dumps(
+                    [self.api_url, f"http://127.0.0.1:{self.embedding_port}"]
+                ),
                 "KEFU_TURN_DEADLINE_SECONDS": str(self.deadline),
                 # Every test connects from 127.0.0.1: only the per-conversation limit (20
                 # messages a minute) stays as shipped; the per-address ones would trip.
