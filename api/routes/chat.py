@@ -264,7 +264,10 @@ async def chat_socket(websocket: WebSocket) -> None:
     settings: Settings = chat.settings
     origin = websocket.headers.get("origin")
     if origin is not None and origin not in settings.allowed_origins:
-        await websocket.close(code=1008)  # before accept: the browser sees a refused upgrade
+        # Accepted only to be closed with a reason the widget can show (a refused upgrade
+        # looks to a browser like a network failure, retried for ever); nothing is read.
+        await websocket.accept()
+        await websocket.close(code=1008, reason="origin not allowed")
         return
     await websocket.accept()
     ip = client_ip(websocket)
