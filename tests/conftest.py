@@ -25,6 +25,7 @@ from bot.cli import migrate
 from bot.db import make_engine
 from bot.seed import seed_demo_store
 from tests.support.postgres import TempPostgres, create_database
+from tests.support.redis import TempRedis
 
 FIXED_NOW = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 
@@ -50,6 +51,20 @@ def postgres_server() -> Iterator[str]:
         if os.environ.get("KEFU_REQUIRE_POSTGRES"):
             raise
         pytest.skip(f"PostgreSQL not available: {exc}")
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A throw-away redis-server (skipped where none is installed, unless
+    ``KEFU_REQUIRE_REDIS`` says it must run, as CI does)."""
+    try:
+        server = TempRedis().start()
+    except (RuntimeError, OSError) as exc:
+        if os.environ.get("KEFU_REQUIRE_REDIS"):
+            raise
+        pytest.skip(f"redis-server not available: {exc}")
     yield server.url
     server.stop()
 

@@ -324,7 +324,8 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
         while True:
             await websocket.send_json(await events.get())
 
-    pump_task = asyncio.create_task(pump())
+    # Subscribed before the welcome, pumped after it: no event is lost and none comes first.
+    pump_task: asyncio.Task[None] | None = None
     try:
         handoff = get_handoff(websocket)
         await websocket.send_json(
@@ -334,6 +335,7 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
                 "handoff": await handoff.status(conversation_id),
             }
         )
+        pump_task = asyncio.create_task(pump())
         while True:
             raw = await websocket.receive_text()
             try:
@@ -398,5 +400,6 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
     except WebSocketDisconnect:
         pass
     finally:
-        pump_task.cancel()
+        if pump_task is not None:
+            pump_task.cancel()
         hub.unsubscribe(conversation_id, events)

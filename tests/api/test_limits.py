@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from starlette.websockets import WebSocketDisconnect
 
 from api.main import create_app
-from api.ratelimit import MemoryLimiter
+from api.ratelimit import MemoryLimiter, RedisLimiter
 from bot.db import session_scope
 from bot.models import Conversation, Message
 from bot.settings import Settings
@@ -156,3 +156,25 @@ def test_socket_limits_close_with_4429_and_say_why(limited: TestClient) -> None:
     # Closed sockets give their places back.
     with limited.websocket_connect("/api/chat/ws", headers=ORIGIN) as again:
         _hello(again, visitor_token=welcome["visitor_token"])
+
+
+async def test_redis_limits_are_shared_between_workers(redis_url: str) -> None:
+    clock = FakeTime()
+    one, two = RedisLimiter(redis_url, now=clock), RedisLimiter(redis_url, now=clock)
+    key = f"shared-{clock.now}-{id(one)}"
+    try:
+        for worker in (one, two, one):
+            assert await worker.hit(key, 3, 60) == 0
+        assert await two.hit(key, 3, 60) == 60
+        clock.now += 30
+        assert await one.hit(key, 3, 60, consume=False) == 30
+        clock.now += 30.5
+        assert await two.hit(key, 3, 60) == 0
+        # Open sockets, counted across workers.
+        assert await one.acquire(key, 2) and await two.acquire(key, 2)
+        assert not await one.acquire(key, 2)
+        await two.release(key)
+        assert await one.acquire(key, 2)
+    finally:
+        await one.aclose()
+        await two.aclose()
