@@ -52,7 +52,9 @@
       queuedNow: "正在为您转接人工客服，请稍候。",
       cancelQueue: "不等了，继续和智能客服聊",
       agentJoined: "人工客服 {name} 为您服务",
-      backToBot: "已回到智能客服",
+      offline: "现在没有人工客服可以接待（服务时间外或暂无客服在线）。留下电话和留言，我们会尽快联系您：",
+      phone: "手机号", note: "留言（可选）", leave: "提交",
+      ticketThanks: "已收到您的留言，我们会尽快联系您。",
       badToken: "登录状态已失效，已切换为游客身份。"
     },
     en: {
@@ -72,7 +74,9 @@
       queuedNow: "Connecting you to a person, one moment please.",
       cancelQueue: "Stop waiting, go back to the assistant",
       agentJoined: "{name} from our team has joined",
-      backToBot: "You are back with the assistant",
+      offline: "Nobody from our team can answer right now (outside service hours or nobody online). Leave a phone number and a note and we will get back to you:",
+      phone: "Phone number", note: "Note (optional)", leave: "Send",
+      ticketThanks: "Thank you, we will get back to you soon.",
       badToken: "Your store login has expired; continuing as a guest."
     }
   }[lang];
@@ -110,6 +114,8 @@
     "header button { background: transparent; border: 0; color: #fff; font-size: 20px; cursor: pointer; width: 32px; height: 32px; }",
     ".status { padding: 6px 12px; background: #fff4e5; color: #7a4b00; font-size: 12px; }",
     ".handoff { padding: 8px 12px; background: #e8f1fb; color: #1d3557; font-size: 13px; display: grid; gap: 6px; }",
+    ".handoff form { display: grid; gap: 6px; padding: 0; border: 0; background: transparent; }",
+    ".handoff input { font: inherit; padding: 5px 7px; border: 1px solid #c9cfdb; border-radius: 6px; }",
     ".handoff button { justify-self: start; font: inherit; font-size: 12px; padding: 3px 8px; border: 1px solid #1d3557; background: #fff; color: #1d3557; border-radius: 4px; cursor: pointer; }",
     ".log { flex: 1; overflow-y: auto; padding: 12px; display: flex; flex-direction: column; gap: 10px; background: #f7f8fb; }",
     ".msg { display: flex; flex-direction: column; max-width: 82%; }",
@@ -167,8 +173,17 @@
   var handoff = el("div", { class: "handoff", role: "status", hidden: "" });
   var handoffText = el("span");
   var cancelQueue = el("button", { type: "button", hidden: "" }, TEXT.cancelQueue);
+  var ticketForm = el("form", { class: "ticket", hidden: "" });
+  var ticketPhone = el("input", { type: "tel", name: "phone", required: "", maxlength: "20",
+    pattern: "[0-9+\\- ]{6,20}", autocomplete: "tel", placeholder: TEXT.phone, "aria-label": TEXT.phone });
+  var ticketNote = el("input", { type: "text", name: "note", maxlength: "500",
+    placeholder: TEXT.note, "aria-label": TEXT.note });
+  ticketForm.appendChild(ticketPhone);
+  ticketForm.appendChild(ticketNote);
+  ticketForm.appendChild(el("button", { type: "submit" }, TEXT.leave));
   handoff.appendChild(handoffText);
   handoff.appendChild(cancelQueue);
+  handoff.appendChild(ticketForm);
   var log = el("div", { class: "log", role: "log", "aria-live": "polite", "aria-label": TEXT.title });
   var typing = el("div", { class: "typing", "aria-live": "polite" });
   var form = el("form");
@@ -331,30 +346,24 @@
   }
 
   function showHandoff(h) {
+    ticketForm.setAttribute("hidden", "");
+    cancelQueue.setAttribute("hidden", "");
     if (!h || !h.state || h.state === "bot" || h.state === "closed") {
       handoff.setAttribute("hidden", "");
-      cancelQueue.setAttribute("hidden", "");
       return;
     }
-    if (h.state === "queued") {
+    if (h.state === "offline") {
+      handoffText.textContent = TEXT.offline;
+      ticketForm.removeAttribute("hidden");
+    } else if (h.state === "queued") {
       var minutes = Math.max(1, Math.round((h.eta_seconds || 0) / 60));
       handoffText.textContent = typeof h.position === "number"
         ? fmt(TEXT.queued, { n: Math.max(0, h.position - 1), m: minutes }) : TEXT.queuedNow;
       cancelQueue.removeAttribute("hidden");
     } else if (h.state === "agent") {
       handoffText.textContent = fmt(TEXT.agentJoined, { name: (h.agent && h.agent.name) || TEXT.agent });
-      cancelQueue.setAttribute("hidden", "");
     }
     handoff.removeAttribute("hidden");
-  }
-
-  function onHandoff(h) {
-    var before = handoff.hasAttribute("hidden");
-    showHandoff(h);
-    if (h && h.state === "bot" && !before) {
-      log.appendChild(messageNode("system", TEXT.backToBot, null));
-      scrollDown();
-    }
   }
 
   function limitText(error) {
@@ -395,7 +404,11 @@
         typing.textContent = frame.on ? TEXT.typing : "";
         break;
       case "handoff":
-        onHandoff(frame);
+        showHandoff(frame);
+        break;
+      case "ticket":
+        ticketForm.setAttribute("hidden", "");
+        handoffText.textContent = TEXT.ticketThanks;
         break;
       case "error":
         if (frame.code === "storage_unavailable") { setStatus(TEXT.storage); break; }
@@ -492,6 +505,11 @@
   });
   cancelQueue.addEventListener("click", function () {
     if (connected) ws.send(JSON.stringify({ type: "handoff_cancel" }));
+  });
+  ticketForm.addEventListener("submit", function (event) {
+    event.preventDefault();
+    if (!connected || !ticketPhone.value.trim()) return;
+    ws.send(JSON.stringify({ type: "ticket", phone: ticketPhone.value.trim(), note: ticketNote.value }));
   });
   window.addEventListener("online", reconnectNow);
   pingTimer = setInterval(function () {
