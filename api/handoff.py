@@ -216,8 +216,8 @@ class HandoffService:
             ]
         if answer in ("skipped", "comment"):
             return f"csat_{answer}", [Reply(text=system_message("csat_done", language))]
-        if turn.payload is None and tickets.awaiting_callback(
-            session=session, conversation_id=turn.conversation_id
+        if turn.payload is None and tickets.answers_callback_offer(
+            session=session, conversation_id=turn.conversation_id, message_id=turn.message_id
         ):
             phone = tickets.find_phone(turn.text)
             if phone is not None:

@@ -162,6 +162,8 @@ class TurnService:
             )
             if self.handoff is not None:
                 await self.handoff.shopper_message(turn)
+            # The turn is over (nothing from the bot): a client waiting for it stops.
+            self.hub.publish(turn.conversation_id, {"type": "typing", "on": False})
             return []
         if self.handoff is not None:
             handled = await self._intercepted(message_id)

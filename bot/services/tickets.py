@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
 from bot.errors import InvalidInput, NotFound
-from bot.models import Conversation
+from bot.models import Conversation, Message
 from bot.models.handoff import Csat, Ticket
 
 # A mainland mobile number, or 7-15 digits with optional +, spaces and dashes.
@@ -122,6 +122,30 @@ def awaiting_callback(*, session: Session, conversation_id: str) -> TicketView |
         .limit(1)
     ).first()
     return _view(ticket) if ticket else None
+
+
+def answers_callback_offer(*, session: Session, conversation_id: str, message_id: int) -> bool:
+    """Whether shopper message ``message_id`` answers the offer to leave a number: the
+    conversation has a ticket waiting for one, and the offer is the last thing said to the
+    shopper (so an order number typed later for the bot is not taken for a phone)."""
+    ticket = awaiting_callback(session=session, conversation_id=conversation_id)
+    if ticket is None:
+        return False
+    previous = session.scalars(
+        select(Message)
+        .where(
+            Message.conversation_id == conversation_id,
+            Message.id < message_id,
+            Message.role != "shopper",
+        )
+        .order_by(Message.id.desc())
+        .limit(1)
+    ).first()
+    return (
+        previous is not None
+        and previous.role == "system"
+        and previous.created_at >= ticket.created_at
+    )
 
 
 def leave_callback(

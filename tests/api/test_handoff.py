@@ -234,7 +234,7 @@ def test_takeover_agent_chat_and_the_bot_stays_silent(
             before = last_id(cid)
             for text in ("are you there?", "hello??"):
                 ws.send_json({"type": "message", "client_id": secrets.token_hex(4), "text": text})
-                assert ws.receive_json()["type"] == "ack"
+                frames_until(ws, lambda f: f["type"] == "ack")
                 seen = frames_until(agent_ws, lambda f: f["type"] == "message")
                 assert seen[-1]["conversation_id"] == cid
                 assert seen[-1]["message"]["text"] == text
