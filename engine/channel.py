@@ -8,6 +8,12 @@ gateway also treats "no bot message" as failed.
 
 ``GET /webhooks/kefu/ready`` is the readiness check: a model is loaded and the action server
 answers its health check.
+
+A turn with ``"control": "handback"`` is the gateway's hand-back after a person served the
+chat: the text is an external intent (``/EXTERNAL_handback``). Any form still active from
+before the takeover is ended first — the form would otherwise run before any rule and try
+to read the intent as the slot it asked for — and the rule for the intent then carries on
+(data/rules/handoff.yml). Every other slot stays: the bot resumes with its context.
 """
 
 from __future__ import annotations
@@ -21,7 +27,8 @@ from typing import Any
 
 import aiohttp
 from rasa.core.channels.channel import CollectingOutputChannel, InputChannel, UserMessage
-from rasa.shared.core.events import ActionExecuted, UserUttered
+from rasa.shared.core.constants import REQUESTED_SLOT
+from rasa.shared.core.events import ActionExecuted, ActiveLoop, SlotSet, UserUttered
 from sanic import Blueprint, response
 from sanic.request import Request
 from sanic.response import HTTPResponse
@@ -134,6 +141,16 @@ class KefuInput(InputChannel):
         except Exception:
             return False
 
+    @staticmethod
+    async def _end_active_loop(agent: Any, sender: str) -> None:
+        async with agent.lock_store.lock(sender):
+            tracker = await agent.tracker_store.retrieve(sender)
+            if tracker is None or not tracker.active_loop_name:
+                return
+            tracker.update(ActiveLoop(None))
+            tracker.update(SlotSet(REQUESTED_SLOT, None))
+            await agent.tracker_store.save(tracker)
+
     def blueprint(self, on_new_message: Callable[[UserMessage], Awaitable[Any]]) -> Blueprint:
         _install_failure_handler()
         bp = Blueprint("kefu_webhook", __name__)
@@ -165,6 +182,8 @@ class KefuInput(InputChannel):
             agent = getattr(request.app.ctx, "agent", None)
             if agent is None or not agent.is_ready():
                 return response.json({"error": "no_model"}, status=503)
+            if body.get("control") == "handback":
+                await self._end_active_loop(agent, sender)
 
             state = _TurnState()
             token = _CURRENT_TURN.set(state)

@@ -94,12 +94,12 @@ class Stack:
     def customer_token(self, external_id: str) -> str:
         return issue_customer_token(external_id, key=STORE_SECRET)
 
-    def _spawn(self, name: str, cmd: list[str]) -> None:
+    def _spawn(self, name: str, cmd: list[str], extra_env: dict[str, str] | None = None) -> None:
         log = open(self.dir / f"{name}.log", "ab")  # noqa: SIM115 - lives as long as the process
         self.procs[name] = subprocess.Popen(
             cmd,
             cwd=PROJECT_ROOT,
-            env=self.env(),
+            env={**self.env(), **(extra_env or {})},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -160,8 +160,13 @@ class Stack:
                 str(endpoints),
             ],
         )
+        self._spawn_api("api", self.api_port)
+        self.wait_ready(timeout)
+        return self
+
+    def _spawn_api(self, name: str, port: int, extra_env: dict[str, str] | None = None) -> None:
         self._spawn(
-            "api",
+            name,
             [
                 sys.executable,
                 "-m",
@@ -171,13 +176,34 @@ class Stack:
                 "--host",
                 "127.0.0.1",
                 "--port",
-                str(self.api_port),
+                str(port),
                 "--ws-max-size",
                 "65536",
             ],
+            {"KEFU_API_PORT": str(port), **(extra_env or {})},
         )
-        self.wait_ready(timeout)
-        return self
+
+    def start_api_worker(
+        self, name: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+    ) -> str:
+        """Another API worker on the same database and Rasa server (e.g. with
+        ``KEFU_REDIS_URL`` for shared events); returns its URL once it is ready."""
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        origins = json.dumps([url, self.api_url])
+        self._spawn_api(name, port, {"KEFU_ALLOWED_ORIGINS": origins, **(extra_env or {})})
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.procs[name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited early:\n{self.log(name)[-3000:]}")
+            try:
+                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"{name} not ready in time:\n{self.log(name)[-2000:]}")
 
     def wait_ready(self, timeout: float = 300) -> None:
         deadline = time.monotonic() + timeout
