@@ -351,13 +351,13 @@ def record_turn(
 def history(
     *, session: Session, conversation_id: str, after_id: int = 0, limit: int = 200
 ) -> list[MessageView]:
-    """Messages of a conversation after ``after_id``, oldest first."""
-    rows = session.scalars(
-        select(Message)
-        .where(Message.conversation_id == conversation_id, Message.id > after_id)
-        .order_by(Message.id)
-        .limit(limit)
-    )
+    """Messages of a conversation after ``after_id``, oldest first: the next ``limit`` of them
+    when catching up after an id, the latest ``limit`` when starting from the beginning."""
+    query = select(Message).where(Message.conversation_id == conversation_id, Message.id > after_id)
+    if after_id:
+        rows = list(session.scalars(query.order_by(Message.id).limit(limit)))
+    else:
+        rows = list(session.scalars(query.order_by(Message.id.desc()).limit(limit)))[::-1]
     views = [_view(m) for m in rows]
     agent_ids = [v.id for v in views if v.role == "agent"]
     if not agent_ids:

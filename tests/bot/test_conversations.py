@@ -142,3 +142,24 @@ def test_history_after_id(session: Session) -> None:
     ids = [_inbound(session, chat, f"c-{i}", str(i)).message.id for i in range(3)]
     later = conv.history(session=session, conversation_id=chat.conversation_id, after_id=ids[0])
     assert [m.id for m in later] == ids[1:]
+
+
+def test_history_from_the_start_is_the_latest_page_and_catching_up_is_the_next(
+    session: Session,
+) -> None:
+    chat = conv.start_session(session=session, visitor_id=None)
+    ids = [
+        conv.record_inbound(
+            session=session,
+            conversation_id=chat.conversation_id,
+            client_msg_id=f"h{n}",
+            text=str(n),
+        ).message.id
+        for n in range(7)
+    ]
+    latest = conv.history(session=session, conversation_id=chat.conversation_id, limit=3)
+    assert [m.id for m in latest] == ids[-3:]
+    after = conv.history(
+        session=session, conversation_id=chat.conversation_id, after_id=ids[1], limit=3
+    )
+    assert [m.id for m in after] == ids[2:5]
