@@ -18,6 +18,7 @@ from starlette.testclient import WebSocketTestSession
 from bot.db import session_scope
 from bot.models import Conversation, Message
 from bot.models.handoff import AgentStatus, Csat, Handoff, Ticket
+from bot.services import handoff as handoff_service
 from bot.services import staff as staff_service
 from tests.api.conftest import FakeEngine, customer_token
 from tests.api.test_socket import ORIGIN, _hello
@@ -178,6 +179,11 @@ def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> None:
     raise AssertionError("condition not met in time")
 
 
+def expected_eta(settings: Any, position: int) -> int:
+    with session_scope() as session:
+        return handoff_service.eta_seconds(session=session, position=position, settings=settings)
+
+
 def test_asking_for_a_person_queues_with_place_and_estimate(
     client: TestClient, engine: FakeEngine, open_hours: Any, settings: Any, monkeypatch: Any
 ) -> None:
@@ -198,7 +204,8 @@ def test_asking_for_a_person_queues_with_place_and_estimate(
             "type": "handoff",
             "state": "queued",
             "position": 1,
-            "eta_seconds": settings.handoff_default_handle_seconds,
+            # One agent seat online: one round of the recent average handling time.
+            "eta_seconds": expected_eta(settings, position=1),
         }
         assert conversation_row(cid).state == "queued"
         queue = agent.get("/queue")["queue"]
