@@ -247,6 +247,11 @@ def request_human(
     if conversation.state != "bot":
         return Requested("unchanged", conversation_id)
     if not can_answer(session, settings, now):
+        existing = tickets.open_ticket_of(session=session, conversation_id=conversation_id)
+        if existing is not None and reason != "requested":
+            # Already offered: say it again only when the shopper asks again, not on every
+            # failed turn of an outage.
+            return Requested("unchanged", conversation_id, ticket_id=existing.id)
         ticket = tickets.open_ticket(
             session=session, conversation_id=conversation_id, reason=reason, clock=clock
         )

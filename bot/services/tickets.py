@@ -80,18 +80,24 @@ def find_phone(text: str) -> str | None:
     return ("+" if raw.startswith("+") else "") + digits
 
 
-def open_ticket(
-    *, session: Session, conversation_id: str, reason: str, clock: Clock = utcnow
-) -> TicketView:
-    """The conversation's open ticket, opened now if there is none."""
+def open_ticket_of(*, session: Session, conversation_id: str) -> TicketView | None:
+    """The conversation's open ticket, if any."""
     existing = session.scalars(
         select(Ticket)
         .where(Ticket.conversation_id == conversation_id, Ticket.state == "open")
         .order_by(Ticket.id.desc())
         .limit(1)
     ).first()
+    return _view(existing) if existing else None
+
+
+def open_ticket(
+    *, session: Session, conversation_id: str, reason: str, clock: Clock = utcnow
+) -> TicketView:
+    """The conversation's open ticket, opened now if there is none."""
+    existing = open_ticket_of(session=session, conversation_id=conversation_id)
     if existing is not None:
-        return _view(existing)
+        return existing
     conversation = session.get(Conversation, conversation_id)
     if conversation is None:
         raise NotFound("conversation")

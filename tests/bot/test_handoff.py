@@ -312,3 +312,14 @@ def test_find_phone() -> None:
     assert tickets.find_phone("我的电话是13800138000，请回电") == "13800138000"
     assert tickets.find_phone("call +44 20 7946 0958 please") == "+442079460958"
     assert tickets.find_phone("订单 12") is None
+
+
+def test_an_outage_at_night_offers_the_ticket_once(session: Session) -> None:
+    cid = conversation(session)
+    night = datetime(2026, 11, 20, 14, 30, tzinfo=timezone.utc)
+    first = request(session, cid, when=night, reason="turn_failed:unavailable")
+    again = request(session, cid, when=night, reason="turn_failed:unavailable")
+    assert (first.kind, again.kind) == ("ticket", "unchanged")
+    assert again.ticket_id == first.ticket_id
+    asked = request(session, cid, when=night, reason="requested")
+    assert (asked.kind, asked.ticket_id) == ("ticket", first.ticket_id)
