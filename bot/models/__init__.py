@@ -1,5 +1,6 @@
 """ORM models. Importing this package registers every table on ``Base.metadata``."""
 
+from bot.models import crm as crm  # CRM tables (import from bot.models.crm)
 from bot.models import handoff as handoff  # the handoff tables (import from bot.models.handoff)
 from bot.models.base import Base
 from bot.models.conversation import Conversation, Message, Visitor
