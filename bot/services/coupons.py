@@ -4,6 +4,7 @@ delay script's compensation coupon under the store's policy (settings)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -17,6 +18,16 @@ from bot.services.outcomes import Turn, record, replay
 from bot.settings import Settings, get_settings
 
 LEVEL_ORDER = ("regular", "silver", "gold", "vip")
+_HAGGLE = re.compile(
+    r"便宜点|便宜一点|少点|少一点|优惠点|再优惠|能不能便宜|打个折|抹个零|砍价|讲价|还价|包邮吧|"
+    r"cheaper|lower the price|better price|give me a deal|knock .* off|haggle|bargain|discount for me",
+    re.I,
+)
+
+
+def is_haggling(text: str | None) -> bool:
+    """ "能便宜点吗" / "can you do it cheaper": the shopper is bargaining."""
+    return bool(text and _HAGGLE.search(text))
 
 
 @dataclass(frozen=True)

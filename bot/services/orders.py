@@ -324,3 +324,28 @@ def change_order(
         clock=clock,
     )
     return OrderChange(order.order_number, kind)
+
+
+def promise_refund_on_refusal(
+    *, session: Session, turn: Turn, order_number: str, clock: Clock = utcnow
+) -> OrderChange:
+    """A late parcel already on its way cannot be stopped: the shopper may refuse it, and it
+    is refunded in full once it is back. Recorded as an outcome so agents and the warehouse
+    see the promise."""
+    if turn.customer_id is None:
+        raise OrderNotFound(order_number)
+    done = replay(session=session, turn=turn, kind="refund_on_refusal")
+    if done is not None:
+        return OrderChange(
+            done["order_number"], "refund_on_refusal", refund_fen=done["refund_fen"], replayed=True
+        )
+    order = _own_order(session, turn.customer_id, order_number)
+    record(
+        session=session,
+        turn=turn,
+        kind="refund_on_refusal",
+        order_id=order.id,
+        detail={"order_number": order.order_number, "refund_fen": order.total_fen},
+        clock=clock,
+    )
+    return OrderChange(order.order_number, "refund_on_refusal", refund_fen=order.total_fen)

@@ -27,6 +27,11 @@ LETTER_SIZES = ("XS", "S", "M", "L", "XL", "XXL", "XXXL")
 OPEN_REQUEST = ("requested", "approved", "received")
 _UP = re.compile(r"大一码|大一号|大一点|大码|bigger|larger|size up|one size up", re.I)
 _DOWN = re.compile(r"小一码|小一号|小一点|小码|smaller|size down|one size down", re.I)
+_STATUS = re.compile(
+    r"进度|状态|到哪|什么时候到|多久到|到账|退到哪|处理得怎么样|status|progress|when will|"
+    r"how long|where is my refund|haven't received|not received",
+    re.I,
+)
 _QUALITY = re.compile(
     r"质量|破|坏|脱线|开线|掉色|起球|瑕疵|污渍|发错|错发|defect|damaged|broken|faulty|torn|wrong item|stain",
     re.I,
@@ -92,6 +97,20 @@ def size_shift(text: str | None) -> int:
     if text and _DOWN.search(text):
         return -1
     return 0
+
+
+_SIZE_WORD = re.compile(r"(?<![A-Za-z0-9])(XXXL|XXL|XL|XS|S|M|L|2[89]|3[0-6])(?![A-Za-z0-9])", re.I)
+
+
+def size_in_text(text: str | None) -> str | None:
+    """A size named in a short answer ("size S", "要L的", "32码") when NLU found none."""
+    match = _SIZE_WORD.search(text or "")
+    return match.group(1).upper() if match else None
+
+
+def asks_for_status(text: str | None) -> bool:
+    """ "退款什么时候到账" / "where is my refund": about an existing request, not a new one."""
+    return bool(text and _STATUS.search(text))
 
 
 def is_quality_problem(text: str | None) -> bool:
@@ -258,6 +277,24 @@ def exchange_option(
         ):
             return VariantOption(v.id, v.size, v.colour, v.stock)
     return None
+
+
+def exchange_choices(*, session: Session, item_id: int) -> list[VariantOption]:
+    """The in-stock variants of the line's product other than the one bought."""
+    item = session.get(OrderItem, item_id)
+    if item is None:
+        return []
+    variants = session.scalars(
+        select(Variant).where(
+            Variant.product_id == item.variant.product_id,
+            Variant.id != item.variant_id,
+            Variant.stock > 0,
+        )
+    ).all()
+    return [
+        VariantOption(v.id, v.size, v.colour, v.stock)
+        for v in sorted(variants, key=lambda v: (v.colour, _size_key(v.size)))
+    ]
 
 
 def _number(prefix: str, message_id: str) -> str:

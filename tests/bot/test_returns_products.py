@@ -27,6 +27,7 @@ from bot.services.returns import (
     exchange_option,
     is_quality_problem,
     latest_request,
+    size_in_text,
     size_shift,
 )
 from bot.settings import Settings
@@ -206,6 +207,8 @@ def test_no_size_beyond_the_largest(session: Session) -> None:
 
 
 def test_text_helpers() -> None:
+    assert size_in_text("size s") == "S" and size_in_text("要XL的") == "XL"
+    assert size_in_text("32码") == "32" and size_in_text("small") is None
     assert size_shift("能换个大一码的吗") == 1 and size_shift("exchange for a smaller size") == -1
     assert size_shift("换个颜色") == 0
     assert is_quality_problem("衣服破了个洞") and is_quality_problem("it arrived damaged")
