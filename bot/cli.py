@@ -110,6 +110,12 @@ def customer_token(external_id: str) -> None:
     print(issue_customer_token(external_id, key=get_settings().store_token_secret))
 
 
+def store_api_key() -> None:
+    """Print the key the store's systems send to ``/api/store/*`` as
+    ``Authorization: Bearer <key>`` (``KEFU_STORE_API_KEY``; generated on first run)."""
+    print(get_settings().store_api_key)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("catalogue-vocab", help="jieba words and product lookup from the catalogue")
     tok = sub.add_parser("customer-token", help="issue a store login token for a customer")
     tok.add_argument("external_id")
+    sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
     args = parser.parse_args(argv)
     if args.command in ("init", "migrate"):
         migrate()
@@ -131,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         catalogue_vocab()
     elif args.command == "customer-token":
         customer_token(args.external_id)
+    elif args.command == "store-api-key":
+        store_api_key()
     return 0
 
 

@@ -18,7 +18,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-_SECRET_NAMES = ("secret_key", "store_token_secret")
+_SECRET_NAMES = ("secret_key", "store_token_secret", "store_api_key")
 
 
 class ConfigurationError(RuntimeError):
@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # Signing keys. Empty means "generate on first run" (refused in production).
     secret_key: str = ""
     store_token_secret: str = ""
+    # The store's systems send it as ``Authorization: Bearer <key>`` to /api/store/*.
+    store_api_key: str = ""
 
     # The public API.
     api_host: str = "127.0.0.1"
@@ -129,9 +131,8 @@ class Settings(BaseSettings):
         if not missing:
             return self
         if self.environment == "production":
-            raise ConfigurationError(
-                "production needs KEFU_SECRET_KEY and KEFU_STORE_TOKEN_SECRET set explicitly"
-            )
+            names = ", ".join(f"KEFU_{name.upper()}" for name in missing)
+            raise ConfigurationError(f"production needs {names} set explicitly")
         path = self.var_dir / "secrets.json"
         stored: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
         if any(name not in stored for name in missing):
@@ -140,9 +141,12 @@ class Settings(BaseSettings):
             for name in _SECRET_NAMES:
                 stored.setdefault(name, secrets.token_urlsafe(32))
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            # Written aside and renamed: another process never reads a half-written file.
+            partial = path.with_name(f".{path.name}.{os.getpid()}")
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 json.dump(stored, fh)
+            os.replace(partial, path)
         for name in missing:
             setattr(self, name, stored[name])
         return self
