@@ -33,6 +33,39 @@ class MessageTooLong(InvalidInput):
     code = "message_too_long"
 
 
+class IngestError(InvalidInput):
+    """Records of a store-data batch that cannot be taken; nothing of the batch was written.
+
+    ``problems`` holds one entry per problem: the record's index in the batch, its id when
+    known, the field (a dotted path inside the record) and a message."""
+
+    code = "invalid_records"
+
+    def __init__(
+        self, problems: list[dict[str, object]], *, total: int | None = None, records: int = 1
+    ) -> None:
+        total = len(problems) if total is None else total
+        super().__init__(
+            f"{total} problem(s) in {records} record(s); nothing of the batch was written"
+        )
+        self.problems = problems
+        self.total = total
+
+
+class BatchTooLarge(InvalidInput):
+    """A store-data batch with more records than one request may carry."""
+
+    code = "batch_too_large"
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(
+            f"a batch holds at most {limit} records and this one has {size}: send it in "
+            "smaller batches; nothing was written"
+        )
+        self.size = size
+        self.limit = limit
+
+
 class InvalidToken(KefuError):
     code = "invalid_token"
 

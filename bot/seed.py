@@ -4,28 +4,39 @@ Fixed random seed, dates relative to an injectable "now": 500+ customers with Ch
 English names, 200+ variants (shirts, ties, jackets, trousers; CNY prices), 2,000 orders over
 the last 90 days with shipments and tracking events, some late with a reason, and a group of
 customers who bought a blue shirt and a red tie (some of them also the navy jacket).
+
+The seed builds the store's records and loads them the way a store's systems do, through the
+ingestion service (bot/services/ingest.py, behind ``/api/store``), in batches of at most
+``MAX_BATCH``. Promotions and member coupons are Kefu's own and are added directly.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
-from bot.models import (
-    Coupon,
-    Customer,
-    Order,
-    OrderItem,
-    Product,
-    Promotion,
-    Shipment,
-    ShipmentEvent,
-    Variant,
+from bot.models import Coupon, Customer, Promotion
+from bot.services.ingest import (
+    MAX_BATCH,
+    CustomerIn,
+    IngestReport,
+    OrderIn,
+    OrderItemIn,
+    ProductIn,
+    ShipmentIn,
+    TrackingEventIn,
+    VariantIn,
+    upsert_catalogue,
+    upsert_customers,
+    upsert_orders,
+    upsert_shipments,
 )
 
 SEED = 20261122
@@ -321,18 +332,18 @@ def _phone(rng: random.Random) -> str:
     return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
 
 
-def _customers(rng: random.Random, now: datetime) -> list[Customer]:
-    customers: list[Customer] = []
+def _customers(rng: random.Random, now: datetime) -> list[CustomerIn]:
+    customers: list[CustomerIn] = []
     for ext, name, lang, level in DEMO_CUSTOMERS:
         customers.append(
-            Customer(
+            CustomerIn(
                 external_id=ext,
                 name=name,
                 language=lang,
                 membership_level=level,
                 phone=_phone(rng),
                 points=rng.randint(100, 5000),
-                created_at=now - timedelta(days=400),
+                registered_at=now - timedelta(days=400),
             )
         )
     levels = [lvl for lvl, _ in LEVELS]
@@ -345,7 +356,7 @@ def _customers(rng: random.Random, now: datetime) -> list[Customer]:
             name = f"{rng.choice(EN_FIRST)} {rng.choice(EN_LAST)}"
             lang = "en"
         customers.append(
-            Customer(
+            CustomerIn(
                 external_id=f"C{i:05d}",
                 name=name,
                 language=lang,
@@ -353,37 +364,42 @@ def _customers(rng: random.Random, now: datetime) -> list[Customer]:
                 email=f"user{i:05d}@example.com" if rng.random() < 0.6 else None,
                 membership_level=rng.choices(levels, weights)[0],
                 points=rng.randint(0, 8000),
-                created_at=now - timedelta(days=rng.randint(30, 900)),
+                registered_at=now - timedelta(days=rng.randint(30, 900)),
             )
         )
     return customers
 
 
-def _catalogue(rng: random.Random) -> tuple[list[Product], dict[tuple[str, str], list[Variant]]]:
-    products: list[Product] = []
-    by_colour: dict[tuple[str, str], list[Variant]] = {}
+def _catalogue(
+    rng: random.Random,
+) -> tuple[list[ProductIn], dict[tuple[str, str], list[VariantIn]]]:
+    products: list[ProductIn] = []
+    by_colour: dict[tuple[str, str], list[VariantIn]] = {}
     for ext, zh, en, cat, material, price, colours, sizes in CATALOGUE:
-        product = Product(
-            external_id=ext,
-            name_zh=zh,
-            name_en=en,
-            category=cat,
-            material=material,
-            description_zh=f"{zh}，面料：{material}。",
-            description_en=f"{en}, {material}.",
-        )
+        variants: list[VariantIn] = []
         for colour in colours:
             for size in sizes:
-                variant = Variant(
+                variant = VariantIn(
                     sku=f"{ext}-{colour.upper()}-{size}",
                     size=size,
                     colour=colour,
                     price_fen=price * 100,
                     stock=rng.choice((0, 3, 8, 15, 30, 60)),
                 )
-                product.variants.append(variant)
+                variants.append(variant)
                 by_colour.setdefault((ext, colour), []).append(variant)
-        products.append(product)
+        products.append(
+            ProductIn(
+                external_id=ext,
+                name_zh=zh,
+                name_en=en,
+                category=cat,
+                material=material,
+                description_zh=f"{zh}，面料：{material}。",
+                description_en=f"{en}, {material}.",
+                variants=variants,
+            )
+        )
     return products, by_colour
 
 
@@ -397,18 +413,18 @@ def _order_number(rng: random.Random, used: set[str]) -> str:
 
 def _ship(
     rng: random.Random,
-    order: Order,
+    order_number: str,
+    placed: datetime,
     now: datetime,
     *,
     late: bool,
     city: tuple[str, str],
     delay_reason: str | None = None,
-) -> Shipment:
-    """Shipment and tracking events consistent with the order's age."""
-    placed = order.placed_at
+) -> tuple[ShipmentIn, str]:
+    """A shipment with tracking events consistent with the order's age, and the order's
+    status that follows from it."""
     carrier = rng.choice(CARRIERS)
     promised = placed + timedelta(days=rng.choice((3, 4, 5)))
-    shipment = Shipment(carrier=carrier, promised_at=promised, status="awaiting_pickup")
     reason = delay_reason or (rng.choice(DELAY_REASONS) if late else None)
     ship_lag = timedelta(hours=rng.randint(4, 40))
     if reason in ("out_of_stock", "courier_suspension"):
@@ -422,16 +438,20 @@ def _ship(
         # A delay worth the name: at least a day past the promise.
         delivered_at = max(delivered_at, promised + timedelta(days=rng.randint(1, 3)))
         transit = delivered_at - shipped_at
-    shipment.delay_reason = reason
-    shipment.estimated_at = delivered_at
     if shipped_at > now:
         # Not shipped yet; a delayed one keeps a reason and a new estimate.
-        order.status = "paid"
-        return shipment
-    shipment.tracking_number = TRACKING_PREFIX[carrier] + "".join(
+        waiting = ShipmentIn(
+            order_number=order_number,
+            carrier=carrier,
+            status="awaiting_pickup",
+            promised_at=promised,
+            estimated_at=delivered_at,
+            delay_reason=reason,
+        )
+        return waiting, "paid"
+    tracking_number = TRACKING_PREFIX[carrier] + "".join(
         rng.choice("0123456789") for _ in range(12)
     )
-    shipment.shipped_at = shipped_at
     hubs = rng.sample(HUBS, 2)
     steps = [
         (shipped_at, "picked_up", WAREHOUSE),
@@ -440,70 +460,121 @@ def _ship(
         (shipped_at + transit * 0.85, "out_for_delivery", (f"{city[0]}派送点", f"{city[1]} depot")),
         (delivered_at, "delivered", (city[0], city[1])),
     ]
-    for at, status, (loc_zh, loc_en) in steps:
+    events: list[TrackingEventIn] = []
+    status = "awaiting_pickup"
+    for at, step, (loc_zh, loc_en) in steps:
         if at > now:
             break
-        shipment.events.append(
-            ShipmentEvent(occurred_at=at, status=status, location_zh=loc_zh, location_en=loc_en)
+        events.append(
+            TrackingEventIn(occurred_at=at, status=step, location_zh=loc_zh, location_en=loc_en)
         )
-        shipment.status = status
-    if shipment.status == "delivered":
-        shipment.delivered_at = delivered_at
-        order.status = "delivered"
-    else:
-        order.status = "shipped"
-    return shipment
+        status = step
+    delivered = status == "delivered"
+    shipment = ShipmentIn(
+        order_number=order_number,
+        carrier=carrier,
+        tracking_number=tracking_number,
+        status=status,
+        promised_at=promised,
+        estimated_at=delivered_at,
+        shipped_at=shipped_at,
+        delivered_at=delivered_at if delivered else None,
+        delay_reason=reason,
+        events=events,
+    )
+    return shipment, "delivered" if delivered else "shipped"
+
+
+@dataclass
+class _Draft:
+    """An order being made up: its status follows from its shipment, decided after it."""
+
+    number: str
+    customer: CustomerIn
+    items: list[tuple[VariantIn, int]]
+    phone: str
+    address: str
+    placed_at: datetime
+    paid_at: datetime | None
+    status: str = "paid"
+
+    def record(self) -> OrderIn:
+        return OrderIn(
+            order_number=self.number,
+            customer_external_id=self.customer.external_id,
+            status=self.status,
+            total_fen=sum(v.price_fen * q for v, q in self.items),
+            phone=self.phone,
+            address=self.address,
+            placed_at=self.placed_at,
+            paid_at=self.paid_at,
+            items=[
+                OrderItemIn(sku=v.sku, quantity=q, unit_price_fen=v.price_fen)
+                for v, q in self.items
+            ],
+        )
 
 
 def _make_order(
     rng: random.Random,
-    customer: Customer,
-    items: list[tuple[Variant, int]],
+    customer: CustomerIn,
+    items: list[tuple[VariantIn, int]],
     placed: datetime,
     used: set[str],
-) -> Order:
+) -> _Draft:
     city = rng.choice(CITIES)
-    order = Order(
-        order_number=_order_number(rng, used),
+    return _Draft(
+        number=_order_number(rng, used),
         customer=customer,
-        status="paid",
-        total_fen=sum(v.price_fen * q for v, q in items),
+        items=items,
         phone=customer.phone or _phone(rng),
         address=f"{city[0]}市{rng.choice('东西南北中')}区{rng.randint(1, 999)}号",
         placed_at=placed,
         paid_at=placed + timedelta(minutes=rng.randint(1, 30)),
     )
-    for variant, qty in items:
-        order.items.append(
-            OrderItem(variant=variant, quantity=qty, unit_price_fen=variant.price_fen)
-        )
-    return order
 
 
-def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
-    """Fill an empty database with the demo store. Refuses to run twice."""
-    if session.scalar(select(func.count()).select_from(Customer)):
-        raise RuntimeError("the database already holds customers; the demo seed runs once")
+R = TypeVar("R")
+
+
+def _load(
+    upsert: Callable[..., IngestReport], session: Session, key: str, records: Sequence[R]
+) -> None:
+    for start in range(0, len(records), MAX_BATCH):
+        upsert(session=session, **{key: records[start : start + MAX_BATCH]})
+
+
+@dataclass(frozen=True)
+class DemoStore:
+    """The demo store's records, in the order a store would send them."""
+
+    customers: list[CustomerIn]
+    products: list[ProductIn]
+    orders: list[OrderIn]
+    shipments: list[ShipmentIn]
+    report: SeedReport
+
+
+def demo_store(now: datetime) -> DemoStore:
+    """The demo store as of ``now``: the same records every time for the same ``now``."""
     rng = random.Random(SEED)
-    now = clock().replace(microsecond=0)
+    now = now.replace(microsecond=0)
     customers = _customers(rng, now)
     products, by_colour = _catalogue(rng)
     all_variants = [v for p in products for v in p.variants]
-    session.add_all(customers)
-    session.add_all(products)
-    used: set[str] = set()
-    orders: list[Order] = []
+    drafts: list[_Draft] = []
+    shipments: list[ShipmentIn] = []
     late = 0
 
     def place(
-        customer: Customer,
-        items: list[tuple[Variant, int]],
+        customer: CustomerIn,
+        items: list[tuple[VariantIn, int]],
         placed: datetime,
         *,
         is_late: bool | None = None,
         reason: str | None = None,
         status: str | None = None,
-    ) -> Order:
+    ) -> None:
         nonlocal late
         order = _make_order(rng, customer, items, placed, used)
         if status in ("cancelled", "pending_payment"):
@@ -513,16 +584,22 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
         else:
             if is_late is None:
                 is_late = rng.random() < 0.08
-            shipment = _ship(
-                rng, order, now, late=is_late, city=rng.choice(CITIES), delay_reason=reason
+            shipment, order.status = _ship(
+                rng,
+                order.number,
+                placed,
+                now,
+                late=is_late,
+                city=rng.choice(CITIES),
+                delay_reason=reason,
             )
-            order.shipment = shipment
+            shipments.append(shipment)
             late += shipment.delay_reason is not None
             if status == "refunded":
                 order.status = "refunded"
-        orders.append(order)
-        return order
+        drafts.append(order)
 
+    used: set[str] = set()
     # The marketing example: blue shirt + red tie buyers; most also bought the navy blazer,
     # so co-purchase says "blue shirt + red tie → navy jacket", and the rest are the segment.
     regular = customers[len(DEMO_CUSTOMERS) :]
@@ -537,7 +614,7 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
             place(customer, [(rng.choice(navy), 1)], placed + timedelta(days=rng.uniform(1, 15)))
 
     weights = [1.0 / (i % 50 + 1) for i in range(len(regular))]  # some customers buy a lot
-    while len(orders) < N_ORDERS - 6:
+    while len(drafts) < N_ORDERS - 6:
         customer = rng.choices(regular, weights)[0]
         n_items = rng.choices((1, 2, 3), (60, 30, 10))[0]
         items = [
@@ -582,17 +659,43 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
         is_late=False,
     )
 
-    session.add_all(orders)
-    _service_extras(session, customers, now)
-    session.flush()
-    return SeedReport(
+    report = SeedReport(
         customers=len(customers),
         products=len(products),
         variants=len(all_variants),
-        orders=len(orders),
+        orders=len(drafts),
         late_shipments=late,
         blue_shirt_red_tie_buyers=len(pair_buyers),
     )
+    return DemoStore(
+        customers=customers,
+        products=[*products, *_extra_products()],
+        orders=[d.record() for d in drafts],
+        shipments=shipments,
+        report=report,
+    )
+
+
+def load_demo_store(*, session: Session, store: DemoStore) -> None:
+    """Send the demo store's records through the ingestion service, as a store's systems
+    would through /api/store: customers and the catalogue before the orders that point at
+    them, the orders before their shipments."""
+    _load(upsert_customers, session, "customers", store.customers)
+    _load(upsert_catalogue, session, "products", store.products)
+    _load(upsert_orders, session, "orders", store.orders)
+    _load(upsert_shipments, session, "shipments", store.shipments)
+
+
+def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
+    """Fill an empty database with the demo store. Refuses to run twice."""
+    if session.scalar(select(func.count()).select_from(Customer)):
+        raise RuntimeError("the database already holds customers; the demo seed runs once")
+    now = clock().replace(microsecond=0)
+    store = demo_store(now)
+    load_demo_store(session=session, store=store)
+    _service_extras(session, now)
+    session.flush()
+    return store.report
 
 
 # Goods outside the 7-day no-reason return, promotions and member coupons. Added after the
@@ -638,31 +741,37 @@ PROMOTIONS = (
 MEMBER_COUPON_FEN = {"silver": 1000, "gold": 2000, "vip": 5000}
 
 
-def _service_extras(session: Session, customers: list[Customer], now: datetime) -> None:
+def _extra_products() -> list[ProductIn]:
     rng = random.Random(SEED + 3)
+    products = []
     for ext, zh, en, cat, material, price, colours, sizes, customised in EXTRA_PRODUCTS:
-        product = Product(
-            external_id=ext,
-            name_zh=zh,
-            name_en=en,
-            category=cat,
-            material=material,
-            customised=customised,
-            description_zh=f"{zh}，面料：{material}。",
-            description_en=f"{en}, {material}.",
-        )
-        for colour in colours:
-            for size in sizes:
-                product.variants.append(
-                    Variant(
+        products.append(
+            ProductIn(
+                external_id=ext,
+                name_zh=zh,
+                name_en=en,
+                category=cat,
+                material=material,
+                customised=customised,
+                description_zh=f"{zh}，面料：{material}。",
+                description_en=f"{en}, {material}.",
+                variants=[
+                    VariantIn(
                         sku=f"{ext}-{colour.upper()}-{size}",
                         size=size,
                         colour=colour,
                         price_fen=price * 100,
                         stock=rng.choice((3, 8, 15, 30)),
                     )
-                )
-        session.add(product)
+                    for colour in colours
+                    for size in sizes
+                ],
+            )
+        )
+    return products
+
+
+def _service_extras(session: Session, now: datetime) -> None:
     for code, zh, en, min_spend, discount, level in PROMOTIONS:
         session.add(
             Promotion(
@@ -676,8 +785,10 @@ def _service_extras(session: Session, customers: list[Customer], now: datetime) 
                 ends_at=now + timedelta(days=20),
             )
         )
-    session.flush()
-    for customer in customers[: len(DEMO_CUSTOMERS)]:
+    demo = [ext for ext, *_ in DEMO_CUSTOMERS]
+    for customer in session.scalars(
+        select(Customer).where(Customer.external_id.in_(demo)).order_by(Customer.external_id)
+    ):
         amount = MEMBER_COUPON_FEN.get(customer.membership_level)
         if amount:
             session.add(
