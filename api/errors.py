@@ -9,7 +9,9 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
 from bot.errors import (
+    BatchTooLarge,
     ConversationBusy,
+    IngestError,
     InvalidInput,
     InvalidToken,
     KefuError,
@@ -20,6 +22,7 @@ from bot.errors import (
 
 STATUS: list[tuple[type[KefuError], int]] = [
     (MessageTooLong, 413),
+    (BatchTooLarge, 413),
     (InvalidInput, 422),
     (InvalidToken, 401),
     (NotFound, 404),
@@ -47,6 +50,10 @@ def error_body(exc: KefuError) -> dict[str, dict[str, Any]]:
             wait=exc.retry_after
         )
         body.update(limit=exc.what, retry_after=exc.retry_after)
+    elif isinstance(exc, IngestError):
+        body.update(message=str(exc), problems=exc.problems)
+    elif isinstance(exc, BatchTooLarge):
+        body.update(message=str(exc), limit=exc.limit, size=exc.size)
     else:
         body["message"] = str(exc) or exc.code
     return {"error": body}

@@ -24,7 +24,7 @@ from api.engine import EngineClient, EngineError
 from api.events import make_hub
 from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
-from api.routes import agent, chat, console, health, store, widget
+from api.routes import agent, chat, console, health, ingest, store, widget
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
@@ -115,6 +115,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(widget.router)
     app.include_router(store.router)
+    app.include_router(ingest.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -144,12 +145,18 @@ def create_app(
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         length = request.headers.get("content-length")
-        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+        # Store-data batches are bigger than anything else the API takes.
+        limit = (
+            ingest.MAX_BODY_BYTES
+            if request.url.path.startswith(ingest.PREFIX + "/")
+            else MAX_BODY_BYTES
+        )
+        if length is not None and (not length.isdigit() or int(length) > limit):
             return JSONResponse(
                 {
                     "error": {
                         "code": "body_too_large",
-                        "message": f"request bodies are limited to {MAX_BODY_BYTES} bytes",
+                        "message": f"request bodies are limited to {limit} bytes",
                     }
                 },
                 status_code=413,
