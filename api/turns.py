@@ -36,6 +36,7 @@ from bot.models import Conversation
 from bot.sentiment import score as score_sentiment
 from bot.services import conversations as conv
 from bot.services import handoff as handoff_service
+from bot.services import tickets
 from bot.services.conversations import MessageView, Reply, TurnOutcome
 from bot.services.handoff import Requested
 
@@ -325,6 +326,14 @@ class TurnService:
             for r in result.replies
             if isinstance(r.get("text"), str) and r["text"]
         ]
+        if not replies:
+            # The engine could not ask: the gateway asks the same question itself.
+            replies = [
+                (
+                    system_message("csat_question", language),
+                    [{"title": str(n), "payload": tickets.csat_payload(n)} for n in range(1, 6)],
+                )
+            ]
         stored: list[MessageView] = await self._db(
             lambda s: handoff_service.record_bot_replies(
                 session=s, conversation_id=conversation_id, replies=replies, clock=self.clock

@@ -58,6 +58,10 @@ SYSTEM_MESSAGES: dict[str, tuple[str, str]] = {
         "已记录您的电话 {phone}，同事会尽快回电，感谢您的耐心！",
         "Thanks — we've noted {phone} and a colleague will call you back soon.",
     ),
+    "csat_question": (
+        "我回来啦～请问您对刚才人工客服的服务满意吗？（1 分很不满意，5 分非常满意）",
+        "I'm back. How satisfied were you with our colleague's help? (1 = not at all, 5 = very)",
+    ),
     "csat_thanks": (
         "感谢您的评分！还想补充点什么吗？直接输入即可，也可以点“跳过”。",
         "Thanks for rating us! Anything you'd like to add? Just type it, or tap Skip.",

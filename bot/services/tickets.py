@@ -26,6 +26,13 @@ PHONE = re.compile(r"(?<![\d+])(\+?\d[\d \-]{5,18}\d)(?!\d)")
 MAX_NOTE = 2000
 CSAT_PAYLOAD = re.compile(r'^/csat_score\{"csat_score": ?"([1-5])"\}$')
 CSAT_SKIP = "/csat_skip"
+
+
+def csat_payload(score: int) -> str:
+    """The payload of a rating button (the same as utter_ask_csat's in domain.yml)."""
+    return f'/csat_score{{"csat_score":"{score}"}}'
+
+
 CSAT_COMMENT_WINDOW = timedelta(minutes=30)
 
 

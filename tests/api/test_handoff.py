@@ -484,3 +484,21 @@ def test_tickets_are_listed_and_nothing_dropped_when_nobody_is_online(
         assert ticket.state == "open" and ticket.callback_phone is None
     agent = AgentClient(client, "Han")
     assert any(t["conversation_id"] == cid for t in agent.get("/tickets")["tickets"])
+
+
+def test_hand_back_asks_for_satisfaction_even_when_the_engine_is_down(
+    client: TestClient, engine: FakeEngine, open_hours: Any
+) -> None:
+    intent_script(engine)
+    agent = AgentClient(client, "Jiang")
+    with client.websocket_connect("/api/chat/ws", headers=ORIGIN) as ws:
+        cid = _hello(ws)["conversation_id"]
+        send(ws, "hello")
+        agent.post(f"/conversations/{cid}/claim")
+        engine.script = lambda body: 503
+        agent.post(f"/conversations/{cid}/handback")
+        frames = frames_until(
+            ws, lambda f: f["type"] == "message" and bool(f["message"].get("buttons"))
+        )
+        question = frames[-1]["message"]
+        assert "满意" in question["text"] and question["buttons"] == CSAT_BUTTONS
