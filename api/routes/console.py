@@ -35,6 +35,7 @@ LOGIN_CSRF_COOKIE = "kefu_login_csrf"
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("/console/", "Home", ROLES),
     ("/console/admin/staff", "Staff", ("admin",)),
+    ("/console/segments", "Segments", ("ops", "admin")),
     ("/console/account/password", "Password", ROLES),
 ]
 
