@@ -27,8 +27,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select
+from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import Clock, utcnow
 from bot.errors import NotFound
@@ -37,9 +38,9 @@ from bot.models.base import UTCDateTime
 from bot.models.crm import PURCHASED_ORDER_STATUSES, ProductAssociation, ProductPopularity
 
 MIN_PAIR_CUSTOMERS = 3  # fewer customers than this is an anecdote, not a rule
-# Rules a customer is offered by: bought together by at least 5% of buyers (rarer pairs are
+# Rules a customer is offered by: bought together by at least 20 customers (rarer pairs are
 # noise that would win on lift alone), at least 10% confidence, 20% more likely than chance.
-MIN_SUPPORT = 0.05
+MIN_OFFER_CUSTOMERS = 20
 MIN_CONFIDENCE = 0.1
 MIN_LIFT = 1.2
 
@@ -97,17 +98,22 @@ def recompute_rules(
         .cte("item")
     )
     a, b = basket.alias("a"), basket.alias("b")
-    pair = (
-        select(
-            a.c.product_id.label("antecedent_id"),
-            b.c.product_id.label("consequent_id"),
-            func.count().label("n"),
-        )
-        .join(b, and_(b.c.customer_id == a.c.customer_id, b.c.product_id != a.c.product_id))
+    # Each unordered pair once (half the work of the self-join), then both directions.
+    unordered = (
+        select(a.c.product_id.label("p1"), b.c.product_id.label("p2"), func.count().label("n"))
+        .join(b, and_(b.c.customer_id == a.c.customer_id, b.c.product_id > a.c.product_id))
         .group_by(a.c.product_id, b.c.product_id)
         .having(func.count() >= min_pair_customers)
-        .cte("pair")
+        .cte("unordered")
     )
+    pair = union_all(
+        select(
+            unordered.c.p1.label("antecedent_id"),
+            unordered.c.p2.label("consequent_id"),
+            unordered.c.n,
+        ),
+        select(unordered.c.p2, unordered.c.p1, unordered.c.n),
+    ).cte("pair")
     ia, ib = item.alias("ia"), item.alias("ib")
     n = cast(pair.c.n, Float)
     total = cast(buyers, Float)
@@ -185,11 +191,12 @@ def rules_from(*, session: Session, product: str, limit: int = 10) -> list[Rule]
     return [Rule(a, c, r.customers, r.support, r.confidence, r.lift) for a, c, r in rows]
 
 
-_STRONG = (
-    ProductAssociation.support >= MIN_SUPPORT,
-    ProductAssociation.confidence >= MIN_CONFIDENCE,
-    ProductAssociation.lift >= MIN_LIFT,
-)
+def _strong(min_customers: int) -> tuple[ColumnElement[bool], ...]:
+    return (
+        ProductAssociation.customers >= min_customers,
+        ProductAssociation.confidence >= MIN_CONFIDENCE,
+        ProductAssociation.lift >= MIN_LIFT,
+    )
 
 
 def added_value(confidence: float, lift: float) -> float:
@@ -226,7 +233,11 @@ def _best_sellers(
 
 
 def recommend_for_customer(
-    *, session: Session, customer_id: int, limit: int = 3
+    *,
+    session: Session,
+    customer_id: int,
+    limit: int = 3,
+    min_customers: int = MIN_OFFER_CUSTOMERS,
 ) -> list[Recommendation]:
     """What to offer a customer: products they have not bought, strongest co-purchase rule
     from any of their purchases first (by added value); best-sellers of the
@@ -244,7 +255,7 @@ def recommend_for_customer(
             .where(
                 ProductAssociation.antecedent_id.in_(sorted(owned)),
                 ProductAssociation.consequent_id.not_in(sorted(owned)),
-                *_STRONG,
+                *_strong(min_customers),
             )
         ).all()
         best: dict[int, tuple[float, Product, list[str]]] = {}
@@ -273,7 +284,9 @@ def recommend_for_customer(
     return picked
 
 
-def also_bought(*, session: Session, product: str, limit: int = 3) -> list[Recommendation]:
+def also_bought(
+    *, session: Session, product: str, limit: int = 3, min_customers: int = MIN_OFFER_CUSTOMERS
+) -> list[Recommendation]:
     """For a product page: what its buyers also bought, or — for a product without history
     (new, or never bought with anything) — the best-sellers of its category."""
     this = session.scalars(select(Product).where(Product.external_id == product)).first()
@@ -282,7 +295,7 @@ def also_bought(*, session: Session, product: str, limit: int = 3) -> list[Recom
     rows = session.execute(
         select(Product, ProductAssociation.confidence, ProductAssociation.lift)
         .join(ProductAssociation, ProductAssociation.consequent_id == Product.id)
-        .where(ProductAssociation.antecedent_id == this.id, *_STRONG)
+        .where(ProductAssociation.antecedent_id == this.id, *_strong(min_customers))
     ).all()
     scored = sorted(
         ((added_value(c, lift), p) for p, c, lift in rows), key=lambda v: (-v[0], v[1].external_id)

@@ -153,10 +153,14 @@ def test_offer_follows_the_rule_and_skips_what_was_bought(tiny: TinyStore) -> No
     tiny.order("c12", "C")
     # 10 buyers; A: 6, B: 5, A and B: 4 — confidence 2/3, lift 4/3.
     rec.recompute_rules(session=tiny.session, clock=fixed_clock, min_pair_customers=2)
-    offers = rec.recommend_for_customer(session=tiny.session, customer_id=tiny.id("c8"), limit=1)
+    offers = rec.recommend_for_customer(
+        session=tiny.session, customer_id=tiny.id("c8"), limit=1, min_customers=2
+    )
     assert [(o.product, o.reason, o.because_of) for o in offers] == [("B", "co_purchase", ("A",))]
     # c1 has A and B: nothing they bought is offered again; the rest comes from best-sellers.
-    offers = rec.recommend_for_customer(session=tiny.session, customer_id=tiny.id("c1"), limit=3)
+    offers = rec.recommend_for_customer(
+        session=tiny.session, customer_id=tiny.id("c1"), limit=3, min_customers=2
+    )
     assert {"A", "B"}.isdisjoint(o.product for o in offers)
     assert offers[0].reason == "category_best_seller" and offers[0].category in ("shirt", "tie")
 
