@@ -287,3 +287,51 @@ async def test_embedded_on_another_origin_only_where_allowed(stack: Stack, page:
         status = page.locator(".status")
         await status.wait_for(state="visible")
         assert "not available" in await status.inner_text()
+
+
+async def test_an_agent_takes_over_in_the_widget_then_hands_back_to_quick_replies(
+    stack: Stack, db: sa.Engine, page: Any
+) -> None:
+    from tests.integration.test_handoff import StackAgent
+
+    agent = StackAgent(stack, "王芳")
+    try:
+        await page.goto(f"{stack.api_url}/?lang=zh")
+        await open_widget(page)
+        await ask(page, "你好")
+        conversation = await conversation_id(page, stack)
+
+        agent.post(f"/conversations/{conversation}/claim")
+        banner = page.locator(".handoff")
+        await banner.wait_for(state="visible")
+        assert "王芳" in await banner.inner_text()
+        agent.post(
+            f"/conversations/{conversation}/messages",
+            {"text": "您好，我是王芳，请问有什么可以帮您？"},
+        )
+        agent_bubble = page.locator(".log .msg.agent").last
+        await agent_bubble.wait_for()
+        assert "王芳" in await agent_bubble.locator(".meta").inner_text()
+        await screenshot(page, "widget-agent")
+
+        agent.post(f"/conversations/{conversation}/handback")
+        await banner.wait_for(state="hidden")
+        buttons = page.locator(".log .quick button")
+        await buttons.first.wait_for()
+        assert await buttons.count() == 5
+        titles = await buttons.all_inner_texts()
+        before = len(await replies(page))
+        await buttons.nth(4).click()
+        await settle(page, before)
+        # The pressed button went as its payload and shows as what the shopper said; the
+        # rating buttons are gone and the rating is stored.
+        last = page.locator(".log .msg.shopper .bubble").last
+        assert await last.inner_text() == titles[4]
+        assert await page.locator(".log .quick button").all_inner_texts() != titles
+        with db.connect() as c:
+            score = c.execute(
+                sa.text("SELECT score FROM csat WHERE conversation_id = :c"), {"c": conversation}
+            ).scalar_one()
+        assert score == 5
+    finally:
+        agent.offline()
