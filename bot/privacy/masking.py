@@ -46,9 +46,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-from sqlalchemy import select
+from sqlalchemy import select, union
 from sqlalchemy.orm import Session
 
 from bot.models.store import Order, Shipment
@@ -86,7 +86,8 @@ def fold(text: str) -> str:
 
 # --- numbers ---------------------------------------------------------------------------------
 
-_RUN = re.compile(r"(?<![0-9])[0-9](?:(?: ?- ?| {1,2})?[0-9])*(?:[Xx](?![A-Za-z0-9]))?")
+# Digits joined by single spaces, dashes or one line break (a card number wrapped in chat).
+_RUN = re.compile(r"(?<![0-9])[0-9](?:(?: ?- ?| {1,2}| ?\r?\n ?)?[0-9])*(?:[Xx](?![A-Za-z0-9]))?")
 _GROUP = re.compile(r"[0-9]+[Xx]?")
 _PAREN_LANDLINE = re.compile(
     r"\((0[1-9][0-9]{1,2})\) ?([2-9][0-9]{2,3}(?: ?-? ?[0-9]{4}))(?![0-9])"
@@ -197,6 +198,10 @@ def _numbers(folded: str) -> list[_Found]:
         while i < n:
             for j in range(n, i, -1):
                 digits = "".join(g[2] for g in groups[i:j])
+                wrapped = j - i > 1 and "\n" in run.group()[groups[i][0] : groups[j - 1][1]]
+                # Only a card is long enough to be wrapped over a line.
+                if wrapped and classify_number(digits) != "bank_card":
+                    continue
                 if len(digits) > _MAX_DIGITS or len(digits) < 10:
                     continue
                 if "X" in digits[:-1] or "x" in digits[:-1]:
@@ -228,7 +233,7 @@ def _numbers(folded: str) -> list[_Found]:
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9_](?:[A-Za-z0-9._%+\-]{0,63})"
-    r"(?: ?@ ?| ?[\(\[\{] ?at ?[\)\]\}] ?)"
+    r"(?:@| @ | ?[\(\[\{] ?at ?[\)\]\}] ?)"
     r"[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?"
     r"(?:(?:\.| ?[\(\[\{] ?dot ?[\)\]\}] ?)[A-Za-z0-9](?:[A-Za-z0-9\-]{0,62}[A-Za-z0-9])?)*"
     r"(?:\.| ?[\(\[\{] ?dot ?[\)\]\}] ?)[A-Za-z]{2,24}(?![A-Za-z0-9\-])",
@@ -264,10 +269,11 @@ _ZH_PARTS = {
     "city": rf"{_NAME}{{2,6}}?(?:市|自治州|州|盟|地区)",
     "dist": rf"{_NAME}{{1,6}}?(?:新区|区|县|旗)",
     "town": rf"{_NAME}{{1,6}}?(?:街道|镇|乡)",
-    "road": rf"(?:{_NAME}{{1,8}}?|{_NUMCH}+)(?:大道|大街|路|街|巷|胡同)(?:[东西南北中]段|{_NUMCH}+段)?",
+    "road": rf"(?:{_NAME}{{1,8}}?|{_NUMCH}+)(?:大道|大街|路|街|巷|胡同|道(?={_NUMCH}))(?:[东西南北中]段|{_NUMCH}+段)?",
     "num": rf"{_NUMCH}+(?:-[0-9]+)? ?(?:号院|号(?![楼房])|弄|支弄)",
     "est": rf"{_NAME}{{1,10}}?(?:小区|花园|公寓|大厦|广场|家园|新村|苑|园|村|公馆|大楼|写字楼|商务楼|社区)",
-    "bld": r"(?:[0-9A-Za-z]+|[一二三四五六七八九十百]+) ?(?:号楼|栋|幢|座|单元|层|楼|室|号房|户)"
+    "bld": r"(?:[0-9A-Za-z]+|[一二三四五六七八九十百]+) ?(?:号楼|栋|幢|座|单元|层|楼|室|号房|户|期|组|社)"
+    r"|[0-9]{1,3}[Ff](?![A-Za-z])"
     r"|[0-9]+-[0-9]+(?:-[0-9]+)?(?:室|号)?",
 }
 _ZH_ADDRESS = re.compile(
@@ -293,37 +299,63 @@ _EN_WORD = rf"(?!(?i:{_EN_STOPWORDS})\b)(?:[A-Za-z][A-Za-z'\-]*\.?|[0-9]+(?i:st|
 _EN_TYPE = (
     r"(?:(?i:street|st|road|rd|avenue|ave|boulevard|blvd|highway|hwy|parkway|pkwy|terrace|"
     r"crescent|alley|expressway|lu|jie|dajie|dadao|hutong|xiang|nong)"
-    r"|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|Close|Row)\b\.?"
+    r"|Lane|Ln|Drive|Dr|Way|Court|Ct|Place|Pl|Square|Sq|Close|Row|Grove|Gardens|Mews|Circle|"
+    r"Cir|Trail|Heights|Walk|Rise|Hill)\b\.?"
 )
-_EN_CAP = r"[A-Z][A-Za-z'\-]*"
+_EN_CAP = r"[A-Z][A-Za-z'\-]*(?![A-Za-z0-9])"
+_EN_POSTCODE = (
+    r"(?:[0-9]{4,6}(?:-[0-9]{4})?|[0-9]{3}-[0-9]{4}|[A-Z]{1,2}[0-9][0-9A-Z]? ?[0-9][A-Z]{2}"
+    r"|[A-Z][0-9][A-Z] ?[0-9][A-Z][0-9])(?![A-Za-z0-9])"
+)
 _ENGLISH_ADDRESS = re.compile(
     rf"(?P<units>(?:\b{_EN_UNIT},?\s+){{0,3}})"
     rf"(?P<house>\b[0-9]{{1,5}}[A-Za-z]?(?:-[0-9]{{1,4}})?,?\s+)?"
-    rf"(?P<street>\b{_EN_WORD}(?:\s+{_EN_WORD}){{0,3}}\s+{_EN_TYPE})"
+    rf"(?P<street>\b{_EN_WORD}(?:\s+{_EN_WORD}){{0,3}}\s+{_EN_TYPE}"
+    r"(?:\s+(?:North|South|East|West|N|S|E|W|NE|NW|SE|SW)\b\.?)?)"
     rf"(?P<tail>(?:,?\s+{_EN_UNIT})?(?:,\s*{_EN_CAP}(?:\s+{_EN_CAP}){{0,3}}){{0,3}}"
-    rf"(?:,?\s+[0-9]{{5,6}}(?![0-9]))?)"
+    rf"(?:,?\s+{_EN_POSTCODE})?)"
 )
 _EN_TRIGGER = re.compile(
     r"\b(?i:street|st|road|rd|avenue|ave|boulevard|blvd|highway|hwy|parkway|pkwy|terrace|"
     r"crescent|alley|expressway|lu|jie|dajie|dadao|hutong|xiang|nong|lane|ln|drive|dr|way|"
-    r"court|ct|place|pl|square|sq|close|row)\b"
+    r"court|ct|place|pl|square|sq|close|row|grove|gardens|mews|circle|cir|trail|heights|walk|"
+    r"rise|hill)\b"
 )
 
 
+_UNIT_WORDS = re.compile(r"号楼|栋|幢|座|单元|层|楼|室|号房|户|期|组|社|[0-9][Ff]")
+# What may stand between two parts of one address: an estate or building name without a
+# recognised suffix (华润城, 保利香槟国际, SOHO现代城), never punctuation or a stop word.
+_ZH_GAP = re.compile(rf"(?:{_NAME}|[A-Za-z ]){{0,12}}")
+
+
 def _zh_addresses(folded: str) -> Iterable[tuple[int, int]]:
+    """Chinese addresses: pieces the pattern finds, joined when only a name lies between
+    them; a piece counts if it has a street-level part and something it belongs to."""
+    pieces: list[tuple[int, int, bool]] = []  # start, end, accepted
     for m in _ZH_ADDRESS.finditer(folded):
         if m.end() == m.start():
             continue
         parts = {name for name in _ZH_PARTS if m.group(name)}
-        bld = m.group("bld") or ""
-        blds = len(re.findall(r"号楼|栋|幢|座|单元|层|楼|室|号房|户|[0-9]-[0-9]", bld))
+        units = len(_UNIT_WORDS.findall(m.group("bld") or ""))
         street = any(p in parts for p in _STREET_LEVEL)
         anchored = any(p in parts for p in _ANCHOR)
-        if (len(parts) >= 2 and street and anchored) or blds >= 2 or ("num" in parts and blds):
-            end = m.end()
-            while end > m.start() and folded[end - 1] in " ,，、":
-                end -= 1
-            yield m.start(), end
+        accepted = (len(parts) >= 2 and street and anchored) or units >= 2
+        accepted = accepted or ("num" in parts and units >= 1)
+        end = m.end()
+        while end > m.start() and folded[end - 1] in " ,，、":
+            end -= 1
+        pieces.append((m.start(), end, accepted))
+    merged: list[tuple[int, int, bool]] = []
+    for start, end, accepted in pieces:
+        if merged and _ZH_GAP.fullmatch(folded, merged[-1][1], start):
+            first, _, before = merged.pop()
+            merged.append((first, end, before or accepted))
+        else:
+            merged.append((start, end, accepted))
+    for start, end, accepted in merged:
+        if accepted:
+            yield start, end
 
 
 def _en_addresses(folded: str) -> Iterable[tuple[int, int]]:
@@ -465,18 +497,11 @@ class StoreIdLookup:
             ordered = sorted(unknown)
             for i in range(0, len(ordered), 500):
                 chunk = ordered[i : i + 500]
-                found.update(
-                    self.session.scalars(
-                        select(Order.order_number).where(Order.order_number.in_(chunk))
-                    )
+                query: Any = union(
+                    select(Order.order_number).where(Order.order_number.in_(chunk)),
+                    select(Shipment.tracking_number).where(Shipment.tracking_number.in_(chunk)),
                 )
-                found.update(
-                    t
-                    for t in self.session.scalars(
-                        select(Shipment.tracking_number).where(Shipment.tracking_number.in_(chunk))
-                    )
-                    if t is not None
-                )
+                found.update(v for v in self.session.scalars(query) if v is not None)
             if len(self._cache) + len(unknown) > self.max_cached:
                 self._cache.clear()
             for c in unknown:

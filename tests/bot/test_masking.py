@@ -355,3 +355,45 @@ def test_store_numbers_shaped_like_personal_data_are_exempt(session: Session) ->
     assert cached["13700001111"] is True and cached["13700002222"] is False
     assert mask(text, known_ids=lookup) == f"订单13700001111，运单{card_like}，手机137****2222"
     assert lookup._cache == cached
+
+
+# --- edges: wrapped numbers, names between address parts, postcodes --------------------------
+
+
+def test_a_card_number_wrapped_over_a_line_is_one_card() -> None:
+    card = with_luhn("436742001234567")
+    text = f"卡号 {card[:8]}\n{card[8:]} 谢谢"
+    assert kinds(text) == ["bank_card"]
+    assert "\n" not in mask(text)
+    # Two phone numbers on two lines stay two phones.
+    assert kinds("13812345678\n13987654321") == ["phone", "phone"]
+
+
+def test_dates_and_handles_are_not_addresses_or_emails() -> None:
+    assert find("2026-11-20 下单的") == []
+    assert find("follow us on instagram @kefu.shop") == []
+    assert kinds("write to kefu @ example.com") == ["email"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "深圳市南山区深南大道9668号华润城二期5栋12F",
+        "北京市朝阳区东三环中路1号环球金融大厦东塔27层2701",
+        "天津市和平区南京道88号",
+    ],
+)
+def test_an_address_is_masked_whole_even_with_a_name_inside(text: str) -> None:
+    assert mask(text) == "[地址]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Flat 2, 10 Park Grove, Leeds LS6 2AB",
+        "100 King Street West, Toronto, ON M5X 1A9",
+        "5 Smith Street, Sydney NSW 2000",
+    ],
+)
+def test_english_addresses_with_postcodes_are_masked_whole(text: str) -> None:
+    assert mask(text) == "[address]"
