@@ -111,8 +111,10 @@ def evaluate(messages: list[dict[str, Any]], session: Session) -> Result:
 
 def report(result: Result) -> str:
     lines = [f"{'kind':<10} {'gold':>5} {'recall':>7} {'pred':>5} {'precision':>9}"]
-    for kind, t in sorted(result.kinds.items()) + [("overall", result.overall)]:
-        lines.append(f"{kind:<10} {t.gold:>5} {t.recall:>7.3f} {t.predicted:>5} {t.precision:>9.3f}")
+    for kind, t in [*sorted(result.kinds.items()), ("overall", result.overall)]:
+        lines.append(
+            f"{kind:<10} {t.gold:>5} {t.recall:>7.3f} {t.predicted:>5} {t.precision:>9.3f}"
+        )
     rate = result.messages / result.seconds if result.seconds else 0.0
     lines.append(f"{result.messages} messages, {rate:,.0f} messages/s (with store look-ups)")
     lines += ["misses:", *result.misses, "false alarms:", *result.false_alarms]
