@@ -138,7 +138,7 @@ def test_masking_on_the_heldout_set(heldout: list[dict[str, Any]], session: Sess
 
 
 def test_heldout_matching_is_what_the_docstring_says() -> None:
-    message = {"id": "x", "text": "电话 13812345678 或 13812345678", "spans": []}
+    message: dict[str, Any] = {"id": "x", "text": "电话 13812345678 或 13812345678"}
     message["spans"] = [{"kind": "phone", "text": "13812345678"}] * 2
     assert [s[1] for s in _gold_spans(message)] == [3, 17]
     assert [s.kind for s in find(message["text"])] == ["phone", "phone"]
