@@ -18,7 +18,7 @@ MODEL_ID = $(shell $(PY310) scripts/model_id.py)
 MODEL = models/kefu-$(MODEL_ID).tar.gz
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install train validate init seed run test test-fast lint bench eval lock clean
+.PHONY: help install train validate init seed run test test-fast lint bench bench-crm eval lock clean
 
 help: ## Show this help
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -86,6 +86,9 @@ eval: train ## Measure NLU on the held-out set (per language); fails below the t
 
 bench: train ## Turn latency through the gateway vs straight to Rasa, same run
 	KEFU_MODEL=$(MODEL) $(APP_PY) bench/turn_latency.py
+
+bench-crm: install ## CRM at scale on a temporary PostgreSQL: 2M customers, 10M orders (SCALE=0.001 for a smoke run)
+	$(APP_PY) bench/crm.py --scale $(or $(SCALE),1)
 
 clean: ## Remove environments, models and local data
 	rm -rf $(TOOLS) $(ENGINE) $(APP) models var .pytest_cache .mypy_cache .ruff_cache
