@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     vip_head_start_seconds: int = 300  # a VIP queues as if they had asked this much earlier
     handoff_default_handle_seconds: int = 300  # the wait estimate before any history
 
+    # Privacy: the version of the marketing-consent text shoppers and agents answer.
+    consent_version: str = "2026-12"
     max_message_chars: int = 2000
     max_queued_turns: int = 20
     visitor_token_max_age_days: int = 365
