@@ -8,6 +8,7 @@ api/routes/agent.py. Every state change is stored first; events only announce it
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,6 +72,8 @@ class HandoffService:
         self.clock = clock
         self._sessions = session_factory
         self.turns: TurnService | None = None  # set by the app: hand-back turns queue there
+        self._sockets: dict[int, int] = {}
+        self._going_offline: dict[int, asyncio.Task[None]] = {}
 
     async def _db(self, work: Callable[[Session], T]) -> T:
         return await to_thread.run_sync(lambda: run_with_retry(work, factory=self._sessions))
@@ -392,6 +395,45 @@ class HandoffService:
             {"type": "released", "conversation_id": conversation_id, "state": "closed"},
         )
         await self.assign_waiting()
+
+    # --- presence ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        for task in self._going_offline.values():
+            task.cancel()
+        await asyncio.gather(*self._going_offline.values(), return_exceptions=True)
+        self._going_offline.clear()
+
+    def socket_opened(self, agent_id: int) -> None:
+        self._sockets[agent_id] = self._sockets.get(agent_id, 0) + 1
+        pending = self._going_offline.pop(agent_id, None)
+        if pending is not None:
+            pending.cancel()
+
+    def socket_closed(self, agent_id: int) -> None:
+        """The agent's last console socket on this worker closed: unless one opens again
+        within the grace period (a reload, a network blip), the agent goes offline and their
+        conversations go back to the queue instead of waiting for someone who left."""
+        left = self._sockets.get(agent_id, 1) - 1
+        if left > 0:
+            self._sockets[agent_id] = left
+            return
+        self._sockets.pop(agent_id, None)
+        grace = self.settings.agent_offline_grace_seconds
+        if grace <= 0:
+            return
+
+        async def later() -> None:
+            await asyncio.sleep(grace)
+            self._going_offline.pop(agent_id, None)
+            if self._sockets.get(agent_id):
+                return
+            try:
+                await self.set_status(agent_id, "offline", None)
+            except Exception:
+                logger.exception("could not set a departed agent offline")
+
+        self._going_offline[agent_id] = asyncio.create_task(later())
 
     async def set_status(
         self, agent_id: int, status: str, capacity: int | None

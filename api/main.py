@@ -104,6 +104,7 @@ def create_app(
         finally:
             warm_task.cancel()
             await turns.queue.drain_all()
+            await handoff.aclose()
             await engine.aclose()
             await hub.aclose()
             await limiter.aclose()

@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     vip_levels: list[str] = Field(default_factory=lambda: ["vip"])
     vip_head_start_seconds: int = 300  # a VIP queues as if they had asked this much earlier
     handoff_default_handle_seconds: int = 300  # the wait estimate before any history
+    # An agent whose last console socket closed is set offline after this (0: never).
+    agent_offline_grace_seconds: float = 60.0
 
     # Privacy: the version of the marketing-consent text shoppers and agents answer.
     consent_version: str = "2026-12"

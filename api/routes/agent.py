@@ -35,7 +35,9 @@ server → ``{"type": "hello", "agent", "queue", "conversations": [ids]}``, then
 conversations (the shopper's and yours), ``{"type": "released", "conversation_id",
 "state"}`` when one leaves you (handed back, closed, returned to the queue), and
 ``{"type": "ticket", "ticket_id"}`` for a new or completed ticket. Client → ``{"type":
-"ping"}`` → ``{"type": "pong"}``.
+"ping"}`` → ``{"type": "pong"}``. When an agent's last socket closes and none opens again
+within ``KEFU_AGENT_OFFLINE_GRACE_SECONDS`` (60), the agent is set offline and their
+conversations return to the queue.
 """
 
 from __future__ import annotations
@@ -241,6 +243,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     agent_id = who.staff.id
     keys = (AGENTS, agent_key(agent_id))
     queues = [(key, hub.subscribe(key)) for key in keys]
+    handoff.socket_opened(agent_id)
 
     async def pump(events: asyncio.Queue[dict[str, Any]]) -> None:
         while True:
@@ -280,6 +283,7 @@ async def agent_socket(websocket: WebSocket) -> None:
             task.cancel()
         for key, events in queues:
             hub.unsubscribe(key, events)
+        handoff.socket_closed(agent_id)
 
 
 def _error(status: int) -> Callable[[Request, Exception], Any]:

@@ -4,6 +4,7 @@ the agent socket's live events; and the Redis event hub between two workers' hub
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -122,3 +123,27 @@ async def test_redis_hub_delivers_across_workers_in_order(redis_url: str) -> Non
     finally:
         await one.aclose()
         await two.aclose()
+
+
+@pytest.mark.usefixtures("open_hours")
+def test_an_agent_whose_console_closes_goes_offline_after_the_grace(
+    client: TestClient, engine: FakeEngine, settings: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(settings, "agent_offline_grace_seconds", 0.3)
+    intent_script(engine)
+    agent = AgentClient(client, "Leaving")
+    agent.status("online")
+    with client.websocket_connect("/api/chat/ws", headers=ORIGIN) as ws:
+        cid = _hello(ws)["conversation_id"]
+        send(ws, "hello")
+        with agent.socket() as agent_ws:
+            agent_ws.receive_json()
+            agent.post(f"/conversations/{cid}/claim")
+        # A reload within the grace keeps everything as it was.
+        with agent.socket() as agent_ws:
+            agent_ws.receive_json()
+            time.sleep(0.5)
+            assert agent.get("/me")["agent"]["status"] == "online"
+        frames = frames_until(ws, lambda f: f["type"] == "handoff" and f["state"] == "queued")
+        assert frames[-1]["position"] >= 1
+    assert agent.get("/me")["agent"]["status"] == "offline"
