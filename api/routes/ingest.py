@@ -22,7 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -98,18 +98,26 @@ router = APIRouter(
 
 
 class CatalogueBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     products: list[ProductIn] = Field(max_length=MAX_BATCH)
 
 
 class CustomerBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     customers: list[CustomerIn] = Field(max_length=MAX_BATCH)
 
 
 class OrderBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     orders: list[OrderIn] = Field(max_length=MAX_BATCH)
 
 
 class ShipmentBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     shipments: list[ShipmentIn] = Field(max_length=MAX_BATCH)
 
 
@@ -164,7 +172,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
                                 "index": 3,
                                 "id": "5100000000004",
                                 "field": "placed_at",
-                                "message": "Input should have timezone info",
+                                "message": "needs a time zone, e.g. 2026-11-18T20:15:00+08:00 or "
+                                "2026-11-18T12:15:00Z",
                             },
                         ],
                     }

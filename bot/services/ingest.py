@@ -321,9 +321,8 @@ def problems_from_validation(
             records = body.get(loc[0]) if isinstance(body, dict) else None
             size = len(records) if isinstance(records, list) else MAX_BATCH + 1
             return BatchTooLarge(size, MAX_BATCH)
-        message = str(error.get("msg", "invalid"))
+        message = _message(error)
         if error.get("type") == "json_invalid":
-            message = f"not valid JSON: {(error.get('ctx') or {}).get('error', message)}"
             loc = ()
         if len(loc) >= 2 and loc[0] in KINDS and isinstance(loc[1], int):
             kind, index = str(loc[0]), loc[1]
@@ -335,6 +334,30 @@ def problems_from_validation(
         else:
             problems.append(Problem(None, _field_path(loc) or "body", message))
     return _error(problems or [Problem(None, "body", "invalid batch")])
+
+
+# Patterns above, in words.
+_PATTERNS = {
+    r"^[!-~]+$": "should be printable ASCII without spaces",
+    r"^[a-z0-9]+(-[a-z0-9]+)*$": "should be a lower-case code: letters, digits and dashes",
+    r"^\+?[0-9][0-9 -]{3,30}$": "should be a phone number: digits, spaces and dashes, "
+    "optionally a leading +",
+    r"^[^@\s]+@[^@\s]+$": "should be an e-mail address",
+}
+
+
+def _message(error: Mapping[str, Any]) -> str:
+    kind, ctx = error.get("type"), error.get("ctx") or {}
+    message = str(error.get("msg", "invalid"))
+    if kind == "json_invalid":
+        return f"not valid JSON: {ctx.get('error', message)}"
+    if kind == "string_pattern_mismatch":
+        return _PATTERNS.get(str(ctx.get("pattern")), message)
+    if kind == "timezone_aware":
+        return "needs a time zone, e.g. 2026-11-18T20:15:00+08:00 or 2026-11-18T12:15:00Z"
+    if kind == "value_error":
+        return str(ctx.get("error", message))
+    return message
 
 
 def _record_id(body: Any, kind: str, index: int) -> str | None:
@@ -395,7 +418,9 @@ def _chunks(values: Iterable[str]) -> Iterator[list[str]]:
 def _ids_by(session: Session, column: Any, id_column: Any, values: Iterable[str]) -> dict[str, int]:
     found: dict[str, int] = {}
     for chunk in _chunks(values):
-        found.update(session.execute(select(column, id_column).where(column.in_(chunk))).tuples().all())
+        found.update(
+            session.execute(select(column, id_column).where(column.in_(chunk))).tuples().all()
+        )
     return found
 
 
@@ -474,7 +499,9 @@ def upsert_catalogue(*, session: Session, products: Sequence[ProductIn]) -> Inge
         stored_owner.update(
             session.execute(
                 select(Variant.sku, Product.external_id).join(Product).where(Variant.sku.in_(chunk))
-            ).tuples().all()
+            )
+            .tuples()
+            .all()
         )
     for index, product in enumerate(products):
         for position, variant in enumerate(product.variants):

@@ -402,7 +402,7 @@ def test_a_time_without_a_zone_is_refused(session: Session) -> None:
         ingest.parse(OrderIn, [order(placed_at="2026-11-18T20:15:00")], kind="orders")
     (problem,) = caught.value.problems
     assert (problem["index"], problem["field"]) == (0, "placed_at")
-    assert "timezone" in str(problem["message"])
+    assert "time zone" in str(problem["message"])
     with pytest.raises(IngestError) as caught:
         ingest.parse(
             OrderIn, [order(paid_at="2026-11-18T20:00:00+08:00")], kind="orders"
