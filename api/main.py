@@ -24,7 +24,7 @@ from api.engine import EngineClient, EngineError
 from api.events import make_hub
 from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
-from api.routes import agent, chat, console, health, ingest, segments, store, widget
+from api.routes import agent, chat, console, health, ingest, privacy, segments, store, widget
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
@@ -119,6 +119,7 @@ def create_app(
     app.include_router(ingest.router)
     app.include_router(segments.router)
     console.install(app)
+    privacy.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")

@@ -19,6 +19,7 @@ from bot.privacy.masking import (
     masker_for_session,
     valid_resident_id,
 )
+from bot.privacy.views import for_role, records_for_role, sees_raw
 
 WIDE = str.maketrans("0123456789-+@X ", "０１２３４５６７８９－＋＠Ｘ\u3000")
 
@@ -397,3 +398,28 @@ def test_an_address_is_masked_whole_even_with_a_name_inside(text: str) -> None:
 )
 def test_english_addresses_with_postcodes_are_masked_whole(text: str) -> None:
     assert mask(text) == "[address]"
+
+
+# --- role views ------------------------------------------------------------------------------
+
+
+def test_roles_that_handle_live_chats_see_text_as_written_others_masked() -> None:
+    text = "电话13812345678，订单512345678901"
+    for role in ("agent", "supervisor"):
+        assert sees_raw(role) and for_role(role, text) == text
+    for role in ("ops", "admin", "export", "log", "intern", ""):
+        assert not sees_raw(role)
+        assert for_role(role, text) == "电话138****5678，订单512345678901"
+    rows = [{"id": 1, "text": text, "role": "shopper"}, {"id": 2, "text": None}]
+    masked = records_for_role("ops", rows)
+    assert masked[0] == {"id": 1, "text": "电话138****5678，订单512345678901", "role": "shopper"}
+    assert masked[1] == {"id": 2, "text": None}
+    assert rows[0]["text"] == text  # the input is not changed
+
+
+def test_role_views_keep_store_numbers_readable(session: Session) -> None:
+    text = "运单13700001111"
+    assert for_role("export", text) == "运单137****1111"
+    assert for_role("export", text, known_ids=lambda c: c & {"13700001111"}) == text
+    lookup = StoreIdLookup(session)
+    assert for_role("ops", "13812345678", known_ids=lookup) == "138****5678"
