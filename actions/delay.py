@@ -54,7 +54,12 @@ def order_values(view: OrderStatusView, lang: str) -> dict[str, Any]:
     return {
         "order_number": view.order_number,
         "items": joined(
-            [item_text(i.name_zh, i.name_en, i.colour, i.size, lang) for i in view.items], lang
+            [
+                item_text(i.name_zh, i.name_en, i.colour, i.size, lang)
+                + (f" ×{i.quantity}" if i.quantity > 1 else "")
+                for i in view.items
+            ],
+            lang,
         ),
         "status": label("order_status", view.status, lang),
         "carrier": label("carrier", view.carrier, lang),
@@ -83,8 +88,9 @@ class ActionExplainShippingDelay(Action):
     ) -> list[EventType]:
         cid = customer_id(tracker)
         if cid is None:
-            dispatcher.utter_message(response="utter_login_required")
-            return pending(None)
+            # An anonymous visitor proves the phone digits first (order_status_form); the
+            # status answer then carries the apology, the reason and the new estimate.
+            return pending("order_lookup")
         lang = language(tracker)
         number = named_order(tracker)
         try:

@@ -10,10 +10,10 @@ from rasa_sdk.events import EventType, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
-from actions.common import conversation_turn, customer_id, in_session
-from actions.delay import named_order
+from actions.common import conversation_turn, customer_id, first_entity, in_session
 from bot.errors import OrderNotFound
 from bot.services.invoices import is_personal, normalise_tax_id, record_invoice_request
+from bot.services.orders import extract_order_number
 
 RESET = [SlotSet("invoice_title", None), SlotSet("invoice_tax_id", None)]
 
@@ -51,7 +51,9 @@ class ValidateInvoiceForm(FormValidationAction):
         if tax_id is None:
             dispatcher.utter_message(response="utter_invalid_tax_id")
             return {"invoice_tax_id": None}
-        return {"invoice_tax_id": tax_id}
+        # A tax id's letters are no sign of English: keep the conversation's language.
+        hint = ((tracker.latest_message or {}).get("metadata") or {}).get("language")
+        return {"invoice_tax_id": tax_id, **({"language": hint} if hint in ("zh", "en") else {})}
 
 
 class ActionRecordInvoiceRequest(Action):
@@ -69,7 +71,9 @@ class ActionRecordInvoiceRequest(Action):
         if not title:
             return RESET  # the form was left
         tax_id = None if is_personal(title) else tracker.get_slot("invoice_tax_id")
-        number = named_order(tracker)
+        # Only an order number NLU found: the digits of a tax id are not one.
+        entity = first_entity(tracker, "order_number")
+        number = extract_order_number(str(entity)) if entity else None
         try:
             request = await in_session(
                 lambda s: record_invoice_request(

@@ -94,7 +94,8 @@ def _order_response(view: OrderStatusView, lang: str) -> list[tuple[str, dict[st
     name = "name_en" if lang == "en" else "name_zh"
     sep = ", " if lang == "en" else "、"
     items = sep.join(
-        f"{getattr(i, name)} {i.colour}/{i.size}" + (f" ×{i.quantity}" if i.quantity > 1 else "")
+        f"{getattr(i, name)} {label('colour', i.colour, lang)}/{i.size}"
+        + (f" ×{i.quantity}" if i.quantity > 1 else "")
         for i in view.items
     )
     values: dict[str, Any] = {
@@ -139,7 +140,13 @@ class ActionCheckOrderStatus(Action):
         lang = language(tracker)
         cid = customer_id(tracker)
         number = tracker.get_slot("order_number")
-        reset = [SlotSet("order_number", None), SlotSet("phone_last4", None)]
+        # Also forgets a delay question that led here (actions/delay.py).
+        reset = [
+            SlotSet("order_number", None),
+            SlotSet("phone_last4", None),
+            SlotSet("pending", None),
+            SlotSet("pending_detail", None),
+        ]
         try:
             if cid is not None:
                 view = await in_session(

@@ -34,8 +34,14 @@ async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[di
     return dispatcher, events
 
 
+async def test_an_anonymous_visitor_proves_the_phone_digits_first(app_db: str) -> None:
+    dispatcher, events = await run(ActionExplainShippingDelay(), intent="shipping_delay")
+    assert dispatcher.messages == []  # order_status_form asks; nothing is shown yet
+    assert slot(events, "pending") == "order_lookup"
+
+
 async def test_anonymous_visitors_are_asked_to_log_in(app_db: str) -> None:
-    for action in (ActionExplainShippingDelay(), ActionOfferCancellation(), ActionAcceptDelay()):
+    for action in (ActionOfferCancellation(), ActionAcceptDelay(), ActionDeclineDelay()):
         dispatcher, events = await run(action, intent="shipping_delay")
         assert responses(dispatcher) == ["utter_login_required"]
         assert slot(events, "pending") is None

@@ -102,6 +102,11 @@ async def test_invoice_form_needs_a_login_and_a_valid_tax_id(app_db: str) -> Non
     bad = await form.validate_invoice_tax_id("12345", dispatcher, personal, {})
     good = await form.validate_invoice_tax_id("91330100 MA2B3C4D5E", dispatcher, personal, {})
     assert bad == {"invoice_tax_id": None} and good == {"invoice_tax_id": "91330100MA2B3C4D5E"}
+    # The letters of a tax id do not switch a Chinese conversation to English.
+    hinted = tracker(intent="inform", customer_id=customer_id("C00001"))
+    hinted.latest_message["metadata"]["language"] = "zh"
+    kept = await form.validate_invoice_tax_id("91330100MA2B3C4D5E", dispatcher, hinted, {})
+    assert kept == {"invoice_tax_id": "91330100MA2B3C4D5E", "language": "zh"}
     assert responses(dispatcher) == ["utter_invalid_tax_id"]
 
 
@@ -112,6 +117,7 @@ async def test_invoice_request_is_recorded_once(app_db: str) -> None:
         dispatcher, events = await run(
             ActionRecordInvoiceRequest(),
             intent="inform",
+            text="91330100MA2B3C4D5E",  # its digits are not an order number
             customer_id=zhang,
             message_id="invoice-1",
             slots=slots,

@@ -7,6 +7,7 @@ looks like), so tests do not depend on each other's changes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -303,3 +304,63 @@ async def test_complaint_is_recorded_and_a_person_offered(
             {"c": welcome["conversation_id"]},
         )
     assert flag == "handoff:complaint"
+
+
+async def test_invoice_request_in_chinese_with_a_tax_id(
+    stack: Stack, db: sa.Engine, shopper: ChatClient
+) -> None:
+    welcome = await shopper.connect(customer_token=stack.customer_token("C00001"))
+    asked = await shopper.say("能开发票吗")
+    assert "发票抬头" in texts(asked)
+    assert "税号" in texts(await shopper.say("杭州某某科技有限公司"))
+    done = texts(await shopper.say("91330100MA2B3C4D5E"))
+    assert "已为订单" in done and "91330100MA2B3C4D5E" in done  # still in Chinese
+    with db.connect() as conn:
+        detail = conn.scalar(
+            sa.text(
+                "SELECT o.detail FROM outcome o WHERE o.kind = 'invoice_requested' "
+                "AND o.conversation_id = :c"
+            ),
+            {"c": welcome["conversation_id"]},
+        )
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail["title"] == "杭州某某科技有限公司" and detail["tax_id"] == "91330100MA2B3C4D5E"
+
+
+async def test_address_change_in_english(stack: Stack, db: sa.Engine, shopper: ChatClient) -> None:
+    order = take(db, "unshipped")
+    await shopper.connect(customer_token=stack.customer_token(order["external_id"]), language="en")
+    asked = texts(await shopper.say("I need to change my delivery address"))
+    assert order["order_number"] in asked and "new delivery address" in asked
+    done = texts(await shopper.say("88 Century Avenue, Pudong, Shanghai"))
+    assert "new address" in done
+    with db.connect() as conn:
+        address = conn.scalar(
+            sa.text('SELECT address FROM "order" WHERE id = :o'), {"o": order["order_id"]}
+        )
+    assert address == "88 Century Avenue, Pudong, Shanghai"
+    assert outcome_kinds(db, order["customer_id"]) == ["address_changed"]
+
+
+async def test_an_anonymous_visitor_hears_about_the_delay_after_the_phone_digits(
+    stack: Stack, db: sa.Engine, shopper: ChatClient
+) -> None:
+    # Read-only: 李娜's late order (courier suspended), without her login.
+    with db.connect() as conn:
+        row = (
+            conn.execute(
+                sa.text(
+                    'SELECT o.order_number, o.phone FROM "order" o JOIN customer c '
+                    "ON c.id = o.customer_id WHERE c.external_id = 'C00003' "
+                    "ORDER BY o.placed_at DESC LIMIT 1"
+                )
+            )
+            .mappings()
+            .one()
+        )
+    await shopper.connect()
+    assert "订单号" in texts(await shopper.say("我的快递怎么还没到"))
+    assert "后四位" in texts(await shopper.say(row["order_number"]))
+    answer = texts(await shopper.say(f"尾号{row['phone'][-4:]}"))
+    assert row["order_number"] in answer
+    assert "非常抱歉" in answer and "快递公司暂停揽收" in answer
