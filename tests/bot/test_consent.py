@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 
@@ -10,8 +11,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
-from bot.models import Customer, Staff
+from bot.models import Customer, Order, Staff
 from bot.models.privacy import AuditEvent, Consent
+from bot.privacy.export import export_customer
 from bot.services import audit, consent
 from bot.services.consent import CustomerNotFound
 
@@ -192,3 +194,21 @@ def test_segments_use_the_consent_table(session: Session) -> None:
     assert set(session.scalars(query)) == {cid}
     consent.withdraw(session=session, customer_id=cid, source="widget")
     assert set(session.scalars(query)) == set()
+
+
+def test_the_export_holds_everything_and_is_json(session: Session) -> None:
+    cid = consent.customer_id_for(session=session, external_id="C00001")
+    consent.grant(session=session, customer_id=cid, source="widget")
+    document = export_customer(session=session, customer_id=cid, clock=lambda: START)
+    assert json.loads(json.dumps(document)) == document
+    assert document["generated_at"] == START.isoformat()
+    assert document["profile"]["external_id"] == "C00001"
+    orders = session.scalars(select(Order).where(Order.customer_id == cid)).all()
+    assert len(document["orders"]) == len(orders) > 0
+    shipped = [o for o in document["orders"] if o["shipment"] and o["shipment"]["events"]]
+    assert shipped and all(o["items"] for o in document["orders"])
+    assert [r["granted"] for r in document["records"]["consent"]] == [True]
+    assert document["records"]["audit_event"][0]["action"] == "consent_change"
+    assert document["not_included"] == ["rasa_tracker_events"]
+    with pytest.raises(KeyError):
+        export_customer(session=session, customer_id=-1)
