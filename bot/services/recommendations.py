@@ -27,7 +27,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Float, and_, cast, delete, func, insert, literal, select, union_all
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    Select,
+    Table,
+    and_,
+    cast,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -74,7 +90,7 @@ class Recommendation:
     because_of: tuple[str, ...] = ()  # the purchases whose rules point here
 
 
-def _baskets() -> object:
+def _baskets() -> Select[tuple[int, int]]:
     """Distinct (customer, product) of every purchase."""
     return (
         select(Order.customer_id.label("customer_id"), Variant.product_id.label("product_id"))
@@ -85,13 +101,33 @@ def _baskets() -> object:
     )
 
 
+# The baskets, made once per recompute into a temporary table that every step reads
+# (a CTE would be recomputed by each statement: the join over all order items is the cost).
+_BASKET = Table(
+    "crm_basket", MetaData(), Column("customer_id", Integer), Column("product_id", Integer)
+)
+
+
+def _make_basket_table(session: Session) -> None:
+    dialect = session.get_bind().dialect
+    compiled = _baskets().compile(dialect=dialect, compile_kwargs={"literal_binds": True})
+    session.execute(text("DROP TABLE IF EXISTS crm_basket"))
+    session.execute(text(f"CREATE TEMPORARY TABLE crm_basket AS {compiled}"))
+    if dialect.name == "postgresql":
+        # Room for the self-join's hashes and sorts in memory, for this transaction only.
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+        session.execute(text("ANALYZE crm_basket"))
+
+
 def recompute_rules(
     *, session: Session, clock: Clock = utcnow, min_pair_customers: int = MIN_PAIR_CUSTOMERS
 ) -> RulesReport:
     """Rebuild the co-purchase rules and the best-seller table from all orders."""
     now = clock()
-    basket = _baskets().cte("basket")  # type: ignore[attr-defined]
-    buyers = select(func.count(func.distinct(basket.c.customer_id))).scalar_subquery()
+    session.flush()  # pending orders count too (raw SQL below does not autoflush)
+    _make_basket_table(session)
+    basket = _BASKET
+    buyers = int(session.scalar(select(func.count(func.distinct(basket.c.customer_id)))) or 0)
     item = (
         select(basket.c.product_id, func.count().label("n"))
         .group_by(basket.c.product_id)
@@ -116,7 +152,7 @@ def recompute_rules(
     ).cte("pair")
     ia, ib = item.alias("ia"), item.alias("ib")
     n = cast(pair.c.n, Float)
-    total = cast(buyers, Float)
+    total = literal(float(max(buyers, 1)), Float)
     confidence = n / cast(ia.c.n, Float)
     rules = (
         select(
@@ -166,11 +202,10 @@ def recompute_rules(
             ["product_id", "category", "customers", "category_rank", "computed_at"], popularity
         )
     )
+    session.execute(text("DROP TABLE crm_basket"))
     session.flush()
-    basket_again = _baskets().subquery()  # type: ignore[attr-defined]
-    n_customers = session.scalar(select(func.count(func.distinct(basket_again.c.customer_id))))
     return RulesReport(
-        customers=int(n_customers or 0),
+        customers=buyers,
         rules=int(session.scalar(select(func.count()).select_from(ProductAssociation)) or 0),
         products=int(session.scalar(select(func.count()).select_from(ProductPopularity)) or 0),
         computed_at=now,

@@ -37,6 +37,7 @@ class RfmScore:
 def recompute_rfm(*, session: Session, clock: Clock = utcnow) -> int:
     """Rebuild every customer's RFM scores in one INSERT … SELECT; returns how many."""
     now = clock()
+    session.flush()
     per_customer = (
         select(
             Order.customer_id.label("customer_id"),
