@@ -103,6 +103,19 @@ def seed_staff() -> None:
         print(path.read_text(), end="")
 
 
+def recompute() -> None:
+    """Rebuild the RFM scores and the co-purchase rules (and best-sellers) from all orders."""
+    from bot.db import session_scope
+    from bot.services.recommendations import recompute_rules
+    from bot.services.rfm import recompute_rfm
+
+    with session_scope() as session:
+        scored = recompute_rfm(session=session)
+    with session_scope() as session:
+        report = recompute_rules(session=session)
+    print(f"RFM: {scored} customers; co-purchase: {report.rules} rules, {report.customers} buyers")
+
+
 def customer_token(external_id: str) -> None:
     """Print a store login token for a customer, as a store backend would issue it."""
     from bot.identity import issue_customer_token
@@ -126,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("catalogue-vocab", help="jieba words and product lookup from the catalogue")
     tok = sub.add_parser("customer-token", help="issue a store login token for a customer")
     tok.add_argument("external_id")
+    sub.add_parser("recompute", help="rebuild RFM scores and co-purchase rules")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
     args = parser.parse_args(argv)
     if args.command in ("init", "migrate"):
@@ -138,6 +152,8 @@ def main(argv: list[str] | None = None) -> int:
         catalogue_vocab()
     elif args.command == "customer-token":
         customer_token(args.external_id)
+    elif args.command == "recompute":
+        recompute()
     elif args.command == "store-api-key":
         store_api_key()
     return 0
