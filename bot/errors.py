@@ -42,12 +42,11 @@ class IngestError(InvalidInput):
     code = "invalid_records"
 
     def __init__(
-        self, problems: list[dict[str, object]], *, total: int | None = None, records: int = 1
+        self, problems: list[dict[str, object]], *, total: int | None = None, records: int = 0
     ) -> None:
         total = len(problems) if total is None else total
-        super().__init__(
-            f"{total} problem(s) in {records} record(s); nothing of the batch was written"
-        )
+        where = f"in {records} record(s)" if records else "with the batch"
+        super().__init__(f"{total} problem(s) {where}; nothing of the batch was written")
         self.problems = problems
         self.total = total
 

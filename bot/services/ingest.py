@@ -292,7 +292,7 @@ def _error(problems: list[Problem]) -> IngestError:
     return IngestError(
         [p.to_dict() for p in problems[:MAX_PROBLEMS]],
         total=len(problems),
-        records=len({p.index for p in problems}),
+        records=len({p.index for p in problems if p.index is not None}),
     )
 
 
