@@ -106,7 +106,7 @@ GENERATE = [
            CASE WHEN i % 5 = 0 THEN 'en' ELSE 'zh' END,
            CASE WHEN i % 100 < 3 THEN 'vip' WHEN i % 100 < 12 THEN 'gold'
                 WHEN i % 100 < 30 THEN 'silver' ELSE 'regular' END,
-           (i * 7919) % 8000, :now - make_interval(days => i % 900)
+           (i::bigint * 7919) % 8000, :now - make_interval(days => i % 900)
     FROM generate_series(1, :customers) i
     """,
     # Orders: one or two random items each; then the planted pattern.
