@@ -277,6 +277,8 @@ _ZH_PARTS = {
     r"|[0-9]+-[0-9]+(?:-[0-9]+)?(?:室|号)?",
 }
 _ZH_ADDRESS = re.compile(
+    # Cheap first: no address starts where no unit character follows within a name's length.
+    "(?=[^ ,，。！？、.!?;；:：\n]{{0,14}}?[省市区县旗镇乡路街巷道号弄院苑园村厦楼栋幢座室元层户期组社Ff])"
     "(?:(?P<prov>{prov}){gap})?(?:(?P<city>{city}){gap})?(?:(?P<dist>{dist}){gap})?"
     "(?:(?P<town>{town}){gap})?(?:(?P<road>{road}){gap})?(?:(?P<num>(?:{num}){gap}){{1,2}})?"
     "(?:(?P<est>{est}){gap})?(?P<bld>(?:(?:{bld}){gap}){{0,4}})"
