@@ -14,6 +14,9 @@ cross-site form cannot send; ``GET /api/agent/me`` returns it. Errors are
   their capacity); away keeps current ones; offline returns them to the queue.
 - ``GET  /api/agent/queue`` → ``{"queue": [{conversation_id, position, reason, vip,
   customer, waited_seconds, last_message, ...}]}`` (VIPs and long waits first)
+- ``GET  /api/agent/live?minutes=30&state=bot|queued|agent`` → ``{"conversations": [{
+  conversation_id, state, needs_human, flag_reason, last_message, customer, ...}]}``:
+  recently active chats, latest first — the bot's too, to supervise and take over
 - ``GET  /api/agent/conversations`` → ``{"conversations": [detail, ...]}`` (the caller's)
 - ``GET  /api/agent/conversations/{id}`` → detail: customer, state, the whole transcript
   (the bot's part too), handoff, tickets
@@ -46,6 +49,7 @@ import asyncio
 import hmac
 import json
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from anyio import to_thread
@@ -160,6 +164,20 @@ async def set_status(body: StatusIn, who: Agent, handoff: HandoffDep) -> dict[st
 async def get_queue(who: Agent) -> dict[str, Any]:
     entries = await _db(lambda s: service.queue(session=s))
     return {"queue": [e.to_dict() for e in entries]}
+
+
+@router.get("/live")
+async def live(
+    who: Agent,
+    handoff: HandoffDep,
+    minutes: Annotated[int, Query(ge=1, le=24 * 60)] = 30,
+    state: Annotated[Literal["bot", "queued", "agent"] | None, Query()] = None,
+) -> dict[str, Any]:
+    """Conversations active in the last ``minutes`` (the bot's too: any can be taken over)."""
+    since = handoff.clock() - timedelta(minutes=minutes)
+    states = (state,) if state else ("bot", "queued", "agent")
+    found = await _db(lambda s: service.live_conversations(session=s, states=states, since=since))
+    return {"conversations": found}
 
 
 @router.get("/conversations")

@@ -13,6 +13,7 @@ from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from bot.models.base import Base, UTCDateTime
+from bot.models.conversation import Conversation
 
 AGENT_STATUSES = ("online", "away", "offline")
 DISPOSITIONS = ("resolved", "unresolved", "follow_up", "spam", "duplicate")
@@ -114,3 +115,8 @@ class Csat(Base):
         Index("ix_csat_conversation_id", "conversation_id", "id"),
         Index("ix_csat_agent_id", "agent_id", "asked_at"),
     )
+
+
+# The agents' list of live conversations (to supervise and take over) reads the
+# conversation table by state and recent activity.
+Index("ix_conversation_state_last_message_at", Conversation.state, Conversation.last_message_at)

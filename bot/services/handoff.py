@@ -704,6 +704,43 @@ def agent_conversations(*, session: Session, agent_id: int) -> list[str]:
     )
 
 
+def live_conversations(
+    *, session: Session, states: tuple[str, ...], since: datetime, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Conversations active since ``since`` in these states, latest first: what agents
+    watch to take over from the bot (flagged ones first in the console's eyes)."""
+    rows = session.execute(
+        select(Conversation, Customer)
+        .outerjoin(Customer, Customer.id == Conversation.customer_id)
+        .where(Conversation.state.in_(states), Conversation.last_message_at >= since)
+        .order_by(Conversation.last_message_at.desc())
+        .limit(limit)
+    ).all()
+    found = []
+    for conversation, customer in rows:
+        last = session.scalar(
+            select(Message.text)
+            .where(Message.conversation_id == conversation.id, Message.role == "shopper")
+            .order_by(Message.id.desc())
+            .limit(1)
+        )
+        found.append(
+            {
+                "conversation_id": conversation.id,
+                "state": conversation.state,
+                "language": conversation.language,
+                "needs_human": conversation.needs_human,
+                "flag_reason": conversation.flag_reason,
+                "last_message_at": conversation.last_message_at.isoformat(),
+                "last_message": last[:200] if last else None,
+                "customer": {"name": customer.name, "membership_level": customer.membership_level}
+                if customer
+                else None,
+            }
+        )
+    return found
+
+
 def conversation_detail(
     *, session: Session, conversation_id: str, settings: Settings, clock: Clock = utcnow
 ) -> dict[str, Any]:

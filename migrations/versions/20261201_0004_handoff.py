@@ -139,8 +139,15 @@ def upgrade() -> None:
         batch_op.create_index("ix_csat_conversation_id", ["conversation_id", "id"], unique=False)
         batch_op.create_index("ix_csat_agent_id", ["agent_id", "asked_at"], unique=False)
 
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_state_last_message_at", ["state", "last_message_at"], unique=False
+        )
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_state_last_message_at")
     for table, indexes in (
         ("csat", ("ix_csat_agent_id", "ix_csat_conversation_id")),
         ("ticket", ("ix_ticket_conversation_id", "ix_ticket_state_created_at")),

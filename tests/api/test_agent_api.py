@@ -147,3 +147,19 @@ def test_an_agent_whose_console_closes_goes_offline_after_the_grace(
         frames = frames_until(ws, lambda f: f["type"] == "handoff" and f["state"] == "queued")
         assert frames[-1]["position"] >= 1
     assert agent.get("/me")["agent"]["status"] == "offline"
+
+
+def test_live_conversations_include_the_bots_to_take_over(
+    client: TestClient, engine: FakeEngine
+) -> None:
+    intent_script(engine)
+    agent = AgentClient(client, "Supervisor", role="supervisor")
+    with client.websocket_connect("/api/chat/ws", headers=ORIGIN) as ws:
+        cid = _hello(ws)["conversation_id"]
+        send(ws, "where is my parcel")
+    live = agent.get("/live?state=bot")["conversations"]
+    mine = next(c for c in live if c["conversation_id"] == cid)
+    assert mine["state"] == "bot" and mine["last_message"] == "where is my parcel"
+    agent.post(f"/conversations/{cid}/claim")
+    assert all(c["conversation_id"] != cid for c in agent.get("/live?state=bot")["conversations"])
+    assert any(c["conversation_id"] == cid for c in agent.get("/live")["conversations"])
