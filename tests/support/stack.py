@@ -161,7 +161,11 @@ class Stack:
             ],
         )
         self._spawn_api("api", self.api_port)
-        self.wait_ready(timeout)
+        try:
+            self.wait_ready(timeout)
+        except BaseException:
+            self.close()  # a stack that never became ready must not outlive the test run
+            raise
         return self
 
     def _spawn_api(self, name: str, port: int, extra_env: dict[str, str] | None = None) -> None:
