@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot import cli
 from bot.errors import BatchTooLarge, IngestError
 from bot.models import (
     Customer,
@@ -34,6 +37,7 @@ from bot.services.ingest import (
     upsert_orders,
     upsert_shipments,
 )
+from bot.settings import ConfigurationError, Settings
 from tests.conftest import FIXED_NOW
 
 CST = timezone(timedelta(hours=8))
@@ -408,3 +412,26 @@ def test_a_time_without_a_zone_is_refused(session: Session) -> None:
             OrderIn, [order(paid_at="2026-11-18T20:00:00+08:00")], kind="orders"
         )  # paid before it was placed
     assert caught.value.problems[0]["field"] == "paid_at"
+
+
+# --- the store API key ----------------------------------------------------------------------
+
+
+def test_the_store_api_key_is_generated_once_and_required_in_production(tmp_path: Path) -> None:
+    given = {"secret_key": "a", "store_token_secret": "b", "store_api_key": "", "var_dir": tmp_path}
+    first = Settings(**given).load_secrets(create=True)
+    again = Settings(**given).load_secrets(create=True)
+    assert first.store_api_key and again.store_api_key == first.store_api_key
+    stored = json.loads((tmp_path / "secrets.json").read_text())
+    assert stored["store_api_key"] == first.store_api_key
+    with pytest.raises(ConfigurationError, match="KEFU_STORE_API_KEY"):
+        Settings(**given, environment="production").load_secrets(create=True)
+
+
+def test_the_cli_prints_the_store_api_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(secret_key="a", store_token_secret="b", store_api_key="key-123")
+    monkeypatch.setattr(cli, "get_settings", lambda: settings)
+    assert cli.main(["store-api-key"]) == 0
+    assert capsys.readouterr().out == "key-123\n"
