@@ -27,6 +27,7 @@ from bot.services.products import (
     body_measurements,
     care_code,
     find_product,
+    match_products,
     recommendations,
     size_advice,
 )
@@ -71,17 +72,29 @@ class ActionAnswerProductQuestion(Action):
         text = latest_text(tracker)
         detail = pending_detail(tracker) if tracker.get_slot("pending") == "product_choice" else {}
         question = f"{detail.get('text', '')} {text}".strip()
-        name = first_entity(tracker, "product")
+        # The answer to "which product?" may be just its name, which NLU may not tag.
+        name = first_entity(tracker, "product") or (text if detail else None)
         page = page_product_id(tracker)
         product = await in_session(
             lambda s: find_product(session=s, name=str(name) if name else None, external_id=page)
         )
         if product is None:
+            candidates = (
+                await in_session(lambda s: match_products(session=s, name=str(name)))
+                if name
+                else []
+            )
+            if len(candidates) > 1:
+                dispatcher.utter_message(
+                    response="utter_ask_which_of_products",
+                    products=joined([product_name(c, lang) for c in candidates], lang),
+                )
+                return pending("product_choice", {"text": question})
             if name:
                 dispatcher.utter_message(response="utter_product_not_found", product=str(name))
                 return pending(None)
             dispatcher.utter_message(response="utter_ask_which_product")
-            return pending("product_choice", {"text": text})
+            return pending("product_choice", {"text": question})
         values: dict[str, Any] = {
             "product": product_name(product, lang),
             "price": price_text(product),

@@ -139,26 +139,46 @@ def _view(product: Product) -> ProductView:
     )
 
 
+def match_products(*, session: Session, name: str) -> list[ProductView]:
+    """Products called ``name`` (Chinese or English): the exact name if there is one, else
+    every product whose name contains it ("衬衫" → all the shirts), or that it contains."""
+    wanted = name.strip().lower()
+    if not wanted:
+        return []
+    products = session.scalars(
+        select(Product).options(selectinload(Product.variants)).order_by(Product.id)
+    ).all()
+    exact = [p for p in products if wanted in (p.name_zh.lower(), p.name_en.lower())]
+    if exact:
+        return [_view(exact[0])]
+    return [
+        _view(p)
+        for p in products
+        if any(
+            wanted in n or (len(n) >= 3 and n in wanted)
+            for n in (p.name_zh.lower(), p.name_en.lower())
+        )
+    ]
+
+
 def find_product(
     *, session: Session, name: str | None = None, external_id: str | None = None
 ) -> ProductView | None:
-    """The product named (its Chinese or English name, or part of it), else the product
-    with the store's ``external_id`` (the page the shopper is on)."""
-    stmt = select(Product).options(selectinload(Product.variants))
-    if name:
-        wanted = name.strip().lower()
-        products = session.scalars(stmt.order_by(Product.id)).all()
-        for product in products:
-            names = (product.name_zh.lower(), product.name_en.lower())
-            if wanted in names:
-                return _view(product)
-        for product in products:
-            names = (product.name_zh.lower(), product.name_en.lower())
-            if any(wanted in n or (len(n) >= 3 and n in wanted) for n in names):
-                return _view(product)
+    """The one product named, else the product with the store's ``external_id`` (the page
+    the shopper is on). A name that fits several products picks the page's product if it is
+    one of them, else none."""
+    matches = match_products(session=session, name=name) if name else []
+    if len(matches) == 1:
+        return matches[0]
     if external_id:
-        on_page = session.scalars(stmt.where(Product.external_id == external_id)).first()
-        if on_page is not None:
+        on_page = session.scalars(
+            select(Product)
+            .where(Product.external_id == external_id)
+            .options(selectinload(Product.variants))
+        ).first()
+        if on_page is not None and (
+            not matches or on_page.external_id in {m.external_id for m in matches}
+        ):
             return _view(on_page)
     return None
 

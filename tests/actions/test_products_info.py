@@ -207,3 +207,23 @@ async def test_membership_level_points_and_use(app_db: str) -> None:
     assert message["per_yuan"] == 100
     anonymous, _ = await run(ActionMembershipPoints(), intent="membership_points")
     assert responses(anonymous) == ["utter_membership_anonymous"]
+
+
+async def test_a_name_that_fits_several_products_asks_which(app_db: str) -> None:
+    asked, events = await run(
+        ActionAnswerProductQuestion(),
+        intent="product_question",
+        text="这件衬衫是纯棉的吗",
+        entities=[entity("product", "衬衫")],
+    )
+    assert responses(asked) == ["utter_ask_which_of_products"]
+    assert "亚麻休闲衬衫" in asked.messages[0]["products"]
+    answered, _ = await run(
+        ActionAnswerProductQuestion(),
+        intent="inform",
+        text="亚麻休闲衬衫",
+        pending="product_choice",
+        detail=slot(events, "pending_detail"),
+    )
+    assert responses(answered) == ["utter_product_material"]
+    assert answered.messages[0]["material"] == "100%亚麻"

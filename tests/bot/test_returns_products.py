@@ -18,6 +18,7 @@ from bot.services.products import (
     body_measurements,
     care_code,
     find_product,
+    match_products,
     recommendations,
     size_advice,
 )
@@ -221,6 +222,11 @@ def test_products_by_name_page_and_parts_of_names(session: Session) -> None:
     assert find_product(session=session, name="真丝领带").external_id == "P-SLK"  # type: ignore[union-attr]
     assert find_product(session=session, external_id="P-CHN").name_en == "Chinos"  # type: ignore[union-attr]
     assert find_product(session=session, name="连衣裙") is None
+    # A name that fits several products is no answer, unless the page says which.
+    assert len(match_products(session=session, name="衬衫")) >= 5
+    assert find_product(session=session, name="衬衫") is None
+    assert find_product(session=session, name="衬衫", external_id="P-LIN").external_id == "P-LIN"  # type: ignore[union-attr]
+    assert find_product(session=session, name="衬衫", external_id="P-CHN") is None
     on_page = find_product(session=session, name="连衣裙", external_id="P-BLZ")
     assert on_page is not None and on_page.external_id == "P-BLZ"
 
