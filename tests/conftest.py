@@ -33,6 +33,7 @@ FIXED_NOW = datetime(2026, 11, 20, 6, 0, tzinfo=timezone.utc)
 os.environ.setdefault("KEFU_ENVIRONMENT", "test")
 os.environ.setdefault("KEFU_SECRET_KEY", "test-secret-key")
 os.environ.setdefault("KEFU_STORE_TOKEN_SECRET", "test-store-secret")
+os.environ.setdefault("KEFU_STORE_API_KEY", "test-store-api-key")
 
 
 def fixed_clock() -> datetime:
