@@ -392,7 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         if key in verdicts:
             mark = "ok" if verdicts[key] else "MISSED"
         elif key in ("navy_segment_count_s", "busy_segment_count_s"):
-            target, mark = TARGETS["segment_count_s"], ""
+            target = TARGETS["segment_count_s"]
+            mark = "ok" if float(value) < target else "MISSED"
         print(f"{key:<26} {value!s:<12} {'' if target is None else '< ' + str(target):<9} {mark}")
     if args.json:
         print(json.dumps(asdict(figures)))
