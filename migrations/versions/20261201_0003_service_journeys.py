@@ -91,9 +91,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("number", name=op.f("uq_service_request_number")),
     )
     with op.batch_alter_table("service_request", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_service_request_customer_created", ["customer_id", "created_at"]
-        )
+        batch_op.create_index("ix_service_request_customer_created", ["customer_id", "created_at"])
         batch_op.create_index(batch_op.f("ix_service_request_order_id"), ["order_id"])
         batch_op.create_index(batch_op.f("ix_service_request_order_item_id"), ["order_item_id"])
 
