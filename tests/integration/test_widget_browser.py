@@ -105,7 +105,9 @@ async def test_a_shopper_asks_in_chinese_and_english_and_reload_keeps_history(
     # The widget reopens as it was and shows the same messages, once each.
     await page.locator(".panel").wait_for(state="visible")
     await page.wait_for_function(
-        f"{WIDGET}.querySelectorAll('.log .msg[data-id]').length >= {len(before)}"
+        # A function, not an expression string: the store's CSP forbids eval, and Playwright
+        # evaluates a string predicate with it.
+        f"() => {WIDGET}.querySelectorAll('.log .msg[data-id]').length >= {len(before)}"
     )
     assert await shown_ids(page) == before
 
@@ -176,7 +178,8 @@ async def test_the_21st_message_in_a_minute_is_refused_and_the_widget_says_so(
         await page.locator("textarea").fill(f"在吗 {n}")
         await page.locator("textarea").press("Enter")
     await page.wait_for_function(
-        f"{WIDGET}.querySelectorAll('.msg.shopper[data-id]').length === 20", timeout=60_000
+        f"() => {WIDGET}.querySelectorAll('.msg.shopper[data-id]').length === 20",
+        timeout=60_000,
     )
     await page.locator("textarea").fill("第二十一条")
     await page.locator("textarea").press("Enter")
