@@ -59,9 +59,10 @@ async def test_log_in_wrong_password_and_log_out(
 
 async def test_admin_sees_the_staff_page(stack: Stack, page: Any, accounts: dict[str, str]) -> None:
     await log_in(page, stack, accounts["admin"], PASSWORD)
-    await page.get_by_role("link", name="Staff").first.click()
+    async with page.expect_response(lambda r: r.url.endswith("/console/admin/staff")) as info:
+        await page.get_by_role("link", name="Staff").first.click()
+    response = await info.value
+    assert "default-src 'self'" in response.headers["content-security-policy"]
     await page.locator("table").wait_for()
     assert accounts["agent"] in await page.locator("table").inner_text()
-    csp = await page.evaluate("document.contentType")
-    assert csp == "text/html"
     await screenshot(page, "console-staff")
