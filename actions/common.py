@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from rasa_sdk import Tracker
 from rasa_sdk.events import EventType, SlotSet
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.db import session_scope
@@ -41,11 +42,19 @@ def message_id(tracker: Tracker) -> str | None:
 
 async def in_session(work: Callable[[Session], T]) -> T:
     """Run ``work(session)`` in a worker thread inside one committed unit of work, so the
-    action server's event loop never waits on the database."""
+    action server's event loop never waits on the database.
+
+    Two runs of one retried message can race; the loser's outcome row breaks the unique
+    (message id, kind) constraint and rolls back. It runs once more and then finds what the
+    winner recorded (services replay first), so the message still acts once."""
 
     def run() -> T:
-        with session_scope() as session:
-            return work(session)
+        try:
+            with session_scope() as session:
+                return work(session)
+        except IntegrityError:
+            with session_scope() as session:
+                return work(session)
 
     return await asyncio.to_thread(run)
 

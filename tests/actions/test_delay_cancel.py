@@ -263,3 +263,29 @@ async def test_cancellation_called_off(app_db: str) -> None:
     )
     assert responses(dispatcher) == ["utter_nothing_changed"]
     assert slot(events, "pending") is None
+
+
+async def test_a_racing_retry_finds_what_the_first_run_recorded(app_db: str) -> None:
+    """Two runs of one message at once: the loser hits the unique outcome key, rolls back,
+    runs again and replays the winner's result."""
+    from sqlalchemy.exc import IntegrityError
+
+    from actions.common import in_session
+    from bot.services.orders import accept_delay
+    from bot.services.outcomes import Turn
+
+    cid = customer_whose_latest_order(late=True, shipped=True)
+    number = latest_order(cid).order_number
+    turn = Turn(message_id="race-1", customer_id=cid)
+    await in_session(lambda s: accept_delay(session=s, turn=turn, order_number=number))
+    calls = []
+
+    def racing(session: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:
+            raise IntegrityError("INSERT INTO outcome", {}, Exception("unique"))
+        return accept_delay(session=session, turn=turn, order_number=number)
+
+    change = await in_session(racing)
+    assert change.replayed and len(calls) == 2
+    assert outcomes("race-1") == ["delay_accepted"]
