@@ -79,6 +79,7 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "tie": ("领带", "Ties"),
         "jacket": ("外套", "Jackets"),
         "trousers": ("裤装", "Trousers"),
+        "underwear": ("内衣", "Underwear"),
     },
     "material": {
         "100% cotton": ("100%纯棉", "100% cotton"),

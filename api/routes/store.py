@@ -24,7 +24,7 @@ from bot.errors import NotFound
 from bot.formatting import format_money
 from bot.identity import issue_customer_token
 from bot.labels import codes, label
-from bot.services import catalogue, customers
+from bot.services import customers, products
 from bot.services.customers import CustomerListing
 from bot.settings import Settings
 
@@ -151,13 +151,13 @@ async def shop_front(request: Request, settings: StoreSettings) -> Response:
         return JSONResponse({"name": "Kefu", "widget": "/widget.js", "docs": "/docs"})
     category = request.query_params.get("category")
     category = category if category in codes("category") else None
-    products = await _db(lambda s: catalogue.list_products(session=s, category=category))
+    listed = await _db(lambda s: products.list_products(session=s, category=category))
     return await _render(
         request,
         settings,
         "store/index.html",
         page={"type": "catalogue", "category": category, "path": request.url.path},
-        products=products,
+        products=listed,
         category=category,
     )
 
@@ -165,7 +165,7 @@ async def shop_front(request: Request, settings: StoreSettings) -> Response:
 @router.get("/p/{external_id}", response_class=HTMLResponse)
 async def product_page(request: Request, external_id: str, settings: StoreSettings) -> Response:
     _require_demo(settings)
-    product = await _db(lambda s: catalogue.get_product(session=s, external_id=external_id[:64]))
+    product = await _db(lambda s: products.find_product(session=s, external_id=external_id[:64]))
     if product is None:
         return await _render(
             request, settings, "store/missing.html", page={"type": "missing"}, status=404

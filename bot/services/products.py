@@ -68,6 +68,24 @@ class ProductView:
     material: str | None
     customised: bool
     variants: tuple[VariantView, ...]
+    description_zh: str | None = None
+    description_en: str | None = None
+
+    def name(self, language: str) -> str:
+        return self.name_en if language == "en" else self.name_zh
+
+    def description(self, language: str) -> str:
+        return (self.description_en if language == "en" else self.description_zh) or ""
+
+    def colours(self) -> list[str]:
+        return list(dict.fromkeys(v.colour for v in self.variants))
+
+    def sizes(self) -> list[str]:
+        return list(dict.fromkeys(v.size for v in self.variants))
+
+    def stock(self, colour: str, size: str) -> int | None:
+        """Units in stock of one colour and size; None if the product has no such variant."""
+        return next((v.stock for v in self.variants if (v.colour, v.size) == (colour, size)), None)
 
     @property
     def price_range(self) -> tuple[int, int]:
@@ -136,7 +154,17 @@ def _view(product: Product) -> ProductView:
             VariantView(v.size, v.colour, v.price_fen, v.stock)
             for v in sorted(product.variants, key=lambda v: v.id)
         ),
+        description_zh=product.description_zh,
+        description_en=product.description_en,
     )
+
+
+def list_products(*, session: Session, category: str | None = None) -> list[ProductView]:
+    """Every product (of one category, if given), in catalogue order."""
+    query = select(Product).options(selectinload(Product.variants)).order_by(Product.id)
+    if category:
+        query = query.where(Product.category == category)
+    return [_view(p) for p in session.scalars(query)]
 
 
 def match_products(*, session: Session, name: str) -> list[ProductView]:

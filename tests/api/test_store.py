@@ -40,7 +40,7 @@ def test_catalogue_in_both_languages_with_the_widget(client: TestClient) -> None
 def test_product_page_shows_stock_and_passes_the_product_as_context(client: TestClient) -> None:
     page = client.get("/p/P-OXF?lang=zh")
     assert page.status_code == 200
-    assert "100% cotton" in page.text and "¥199.00" in page.text
+    assert "100%纯棉" in page.text and "¥199.00" in page.text
     assert "蓝色" in page.text and ">XXL<" in page.text
     config = _widget_config(page.text)
     assert json.loads(config["page"])["product_id"] == "P-OXF"
