@@ -40,6 +40,7 @@ def seed() -> None:
         report = seed_demo_store(session=session)
     print(f"seeded: {report}")
     print("demo shoppers:", ", ".join(f"{ext} {name}" for ext, name, *_ in DEMO_CUSTOMERS))
+    recompute()  # the demo's segments and recommendations need scores and rules from the start
 
 
 def catalogue_vocab(root: Path = PROJECT_ROOT) -> None:

@@ -659,17 +659,18 @@ def demo_store(now: datetime) -> DemoStore:
         is_late=False,
     )
 
+    catalogue = [*products, *_extra_products()]
     report = SeedReport(
         customers=len(customers),
-        products=len(products),
-        variants=len(all_variants),
+        products=len(catalogue),
+        variants=sum(len(p.variants) for p in catalogue),
         orders=len(drafts),
         late_shipments=late,
         blue_shirt_red_tie_buyers=len(pair_buyers),
     )
     return DemoStore(
         customers=customers,
-        products=[*products, *_extra_products()],
+        products=catalogue,
         orders=[d.record() for d in drafts],
         shipments=shipments,
         report=report,
