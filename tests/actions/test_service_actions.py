@@ -7,7 +7,12 @@ from typing import Any
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.invoice import ActionRecordInvoiceRequest, ValidateInvoiceForm
-from actions.modify import ActionChangeAddress, ActionOfferModification, ValidateModifyAddressForm
+from actions.modify import (
+    ActionAskNewAddress,
+    ActionChangeAddress,
+    ActionOfferModification,
+    ValidateModifyAddressForm,
+)
 from actions.service import ActionClarifyLowConfidence, ActionHandleComplaint
 from tests.actions.journey_support import (
     customer_id,
@@ -164,3 +169,53 @@ async def test_a_shipped_order_cannot_change_address(app_db: str) -> None:
     )
     assert responses(dispatcher) == ["utter_cannot_modify_shipped"]
     assert slot(events, "pending") is None
+
+
+async def test_a_note_is_added_while_unshipped_and_explained_once_shipped(app_db: str) -> None:
+    cid = customer_whose_latest_order(late=False, shipped=False)
+    offered, events = await run(
+        ActionOfferModification(),
+        intent="modify_order",
+        text="帮我备注一下，不要放快递柜",
+        customer_id=cid,
+    )
+    assert responses(offered) == ["utter_note_change_possible"]
+    detail = slot(events, "pending_detail")
+    assert slot(events, "pending") == "address_input" and detail["field"] == "note"
+    asked, _ = await run(
+        ActionAskNewAddress(), intent="modify_order", detail=detail, pending="address_input"
+    )
+    assert responses(asked) == ["utter_ask_new_note"]
+    # A note need not look like an address.
+    form = ValidateModifyAddressForm()
+    note = "不要放快递柜，送到门口"
+    validated = await form.validate_new_address(
+        note,
+        CollectingDispatcher(),
+        tracker(intent="inform", pending="address_input", detail=detail),
+        {},
+    )
+    assert validated == {"new_address": note}
+    before = latest_order(cid).address
+    for _ in range(2):
+        changed, _ = await run(
+            ActionChangeAddress(),
+            intent="inform",
+            customer_id=cid,
+            message_id="note-1",
+            pending="address_input",
+            detail=detail,
+            slots={"new_address": note},
+        )
+        assert responses(changed) == ["utter_note_changed"]
+    order = latest_order(cid)
+    assert order.note == note and order.address == before
+    assert outcomes("note-1") == ["note_changed"]
+
+    shipped, _ = await run(
+        ActionOfferModification(),
+        intent="modify_order",
+        text="can you add a note to my order",
+        customer_id=customer_id("C00002"),
+    )
+    assert responses(shipped) == ["utter_cannot_add_note_shipped"]

@@ -111,7 +111,7 @@ def order_row(db: sa.Engine, order_id: int) -> dict[str, Any]:
     with db.connect() as conn:
         return dict(
             conn.execute(
-                sa.text('SELECT status, delay_accepted_at FROM "order" WHERE id = :o'),
+                sa.text('SELECT status, delay_accepted_at, note FROM "order" WHERE id = :o'),
                 {"o": order_id},
             )
             .mappings()
@@ -364,3 +364,16 @@ async def test_an_anonymous_visitor_hears_about_the_delay_after_the_phone_digits
     answer = texts(await shopper.say(f"尾号{row['phone'][-4:]}"))
     assert row["order_number"] in answer
     assert "非常抱歉" in answer and "快递公司暂停揽收" in answer
+
+
+async def test_a_note_on_an_unshipped_order_in_chinese(
+    stack: Stack, db: sa.Engine, shopper: ChatClient
+) -> None:
+    order = take(db, "unshipped")
+    await shopper.connect(customer_token=stack.customer_token(order["external_id"]))
+    asked = texts(await shopper.say("帮我订单加个备注"))
+    assert order["order_number"] in asked and "备注" in asked
+    done = texts(await shopper.say("不要放快递柜，送到门口"))
+    assert "加上备注" in done
+    assert order_row(db, order["order_id"])["note"] == "不要放快递柜，送到门口"
+    assert outcome_kinds(db, order["customer_id"]) == ["note_changed"]
