@@ -21,6 +21,7 @@ from bot.db import run_with_retry
 from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong, RateLimited
 from bot.identity import sign_visitor, verify_customer_token, verify_visitor
 from bot.sentiment import score as score_sentiment
+from bot.services import consent
 from bot.services import conversations as conv
 from bot.services.conversations import ChatSession, Inbound, MessageView
 from bot.settings import Settings
@@ -189,6 +190,39 @@ class ChatService:
             chat.conversation_id, inbound.message.id, {"page": page} if page else None
         )
         return inbound, future
+
+    async def consent_state(self, chat: ChatSession) -> dict[str, Any] | None:
+        """The logged-in shopper's marketing consent (None for an anonymous visitor)."""
+        customer_id, version = chat.customer_id, self.settings.consent_version
+        if customer_id is None:
+            return None
+        state: dict[str, Any] = await _in_db(
+            lambda s: consent.marketing_state(session=s, customer_id=customer_id, version=version)
+        )
+        return state
+
+    async def set_consent(self, chat: ChatSession, marketing: Any) -> dict[str, Any]:
+        """The shopper gives or withdraws marketing consent from the widget (at once)."""
+        if chat.customer_id is None:
+            raise InvalidToken("log in to the store to manage your consent")
+        if not isinstance(marketing, bool):
+            raise InvalidInput("marketing must be true or false")
+        customer_id, version = chat.customer_id, self.settings.consent_version
+
+        def work(session: Session) -> dict[str, Any]:
+            consent.set_consent(
+                session=session,
+                customer_id=customer_id,
+                granted=marketing,
+                source="widget",
+                version=version,
+            )
+            return consent.marketing_state(
+                session=session, customer_id=customer_id, version=version
+            )
+
+        state: dict[str, Any] = await _in_db(work)
+        return state
 
     async def history(self, chat: ChatSession, after_id: int) -> list[MessageView]:
         def work(session: Session) -> list[MessageView]:

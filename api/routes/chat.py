@@ -30,6 +30,10 @@ state in the same shape as the event below, so a reloaded widget shows it.
 - server → ``{"type": "handoff", "state": "closed"}``: an agent ended the chat. Writing
   again reopens it with the bot.
 - Gateway notices (waiting, joined, back to the bot…) are messages with ``"role": "system"``.
+- Marketing consent (a logged-in shopper): the welcome frame carries ``"consent":
+  {"marketing", "needs_renewal", "current_version", "consent"}`` (null when anonymous);
+  client → ``{"type": "consent", "marketing": bool}`` → ``{"type": "consent", ...}`` the
+  same shape, recorded at once with source ``widget`` (an ``error`` when not logged in).
 - client → ``{"type": "handoff_cancel"}``: stop waiting, back to the bot (an ``error`` with
   code ``not_queued`` if not waiting).
 - client → ``{"type": "ticket", "phone", "note"?}``: leave a callback number →
@@ -333,6 +337,7 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
                 "type": "welcome",
                 **opened.to_dict(),
                 "handoff": await handoff.status(conversation_id),
+                "consent": await chat.consent_state(opened.session),
             }
         )
         pump_task = asyncio.create_task(pump())
@@ -382,6 +387,13 @@ async def _converse(websocket: WebSocket, chat: ChatService, hub: EventHub, ip: 
                 )
             elif kind == "ping":
                 await websocket.send_json({"type": "pong"})
+            elif kind == "consent":
+                try:
+                    state = await chat.set_consent(opened.session, frame.get("marketing"))
+                except KefuError as exc:
+                    await _send_error(websocket, exc)
+                    continue
+                await websocket.send_json({"type": "consent", **state})
             elif kind == "handoff_cancel":
                 if not await handoff.cancel(conversation_id):
                     await _send_error(websocket, None, "not_queued", "not waiting for a person")

@@ -131,15 +131,7 @@ AdminStaff = Annotated[SessionView, Depends(staff_with_role("admin"))]
 
 
 def _state(session: Session, customer_id: int, version: str) -> dict[str, Any]:
-    latest = consent.current(session=session, customer_id=customer_id)
-    return {
-        "marketing": bool(latest and latest.granted),
-        "consent": latest.to_dict() if latest else None,
-        "current_version": version,
-        "needs_renewal": consent.needs_renewal(
-            session=session, customer_id=customer_id, version=version
-        ),
-    }
+    return consent.marketing_state(session=session, customer_id=customer_id, version=version)
 
 
 @router.get("/api/chat/consent")

@@ -55,7 +55,9 @@
       offline: "现在没有人工客服可以接待（服务时间外或暂无客服在线）。留下电话和留言，我们会尽快联系您：",
       phone: "手机号", note: "留言（可选）", leave: "提交",
       ticketThanks: "已收到您的留言，我们会尽快联系您。",
-      badToken: "登录状态已失效，已切换为游客身份。"
+      badToken: "登录状态已失效，已切换为游客身份。",
+      consent: "接收店铺的优惠和新品推荐（可随时取消）",
+      consentRenew: "隐私条款已更新，请重新确认是否接收优惠推荐。"
     },
     en: {
       title: "Customer service", open: "Open customer service chat", close: "Close chat",
@@ -77,7 +79,9 @@
       offline: "Nobody from our team can answer right now (outside service hours or nobody online). Leave a phone number and a note and we will get back to you:",
       phone: "Phone number", note: "Note (optional)", leave: "Send",
       ticketThanks: "Thank you, we will get back to you soon.",
-      badToken: "Your store login has expired; continuing as a guest."
+      badToken: "Your store login has expired; continuing as a guest.",
+      consent: "Send me the store's offers and recommendations (you can stop any time)",
+      consentRenew: "Our privacy terms changed: please confirm whether you want offers."
     }
   }[lang];
 
@@ -135,6 +139,8 @@
     "form { display: flex; gap: 8px; padding: 10px; border-top: 1px solid #e3e6ee; background: #fff; }",
     "textarea { flex: 1; resize: none; font: inherit; padding: 7px 9px; border: 1px solid #c9cfdb; border-radius: 8px; height: 40px; max-height: 120px; }",
     "form button { font: inherit; padding: 0 14px; border: 0; border-radius: 8px; background: #1d3557; color: #fff; cursor: pointer; }",
+    ".consent { display: flex; gap: 6px; align-items: flex-start; padding: 6px 12px; font-size: 12px; color: #5b6476; background: #fff; border-top: 1px solid #e3e6ee; }",
+    ".consent input { margin: 2px 0 0; }",
     ".sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }",
     "@media (max-width: 480px) {",
     "  .panel { right: 0; bottom: 0; width: 100vw; height: 100%; border-radius: 0; }",
@@ -194,7 +200,13 @@
   form.appendChild(inputLabel);
   form.appendChild(input);
   form.appendChild(sendButton);
-  [header, status, handoff, log, typing, form].forEach(function (n) { panel.appendChild(n); });
+  // Marketing consent, for a shopper logged in to the store (the welcome frame says).
+  var consentRow = el("label", { class: "consent", hidden: "" });
+  var consentBox = el("input", { type: "checkbox", name: "marketing" });
+  var consentText = el("span", {}, TEXT.consent);
+  consentRow.appendChild(consentBox);
+  consentRow.appendChild(consentText);
+  [header, status, handoff, log, typing, form, consentRow].forEach(function (n) { panel.appendChild(n); });
   root.appendChild(launcher);
   root.appendChild(panel);
 
@@ -366,6 +378,13 @@
     handoff.removeAttribute("hidden");
   }
 
+  function showConsent(state) {
+    if (!state) { consentRow.setAttribute("hidden", ""); return; }
+    consentBox.checked = Boolean(state.marketing) && !state.needs_renewal;
+    consentText.textContent = state.needs_renewal && state.consent ? TEXT.consentRenew : TEXT.consent;
+    consentRow.removeAttribute("hidden");
+  }
+
   function limitText(error) {
     var key = { messages: "messages", conversations: "conversations", sockets: "sockets" }[error.limit];
     return key ? fmt(TEXT[key], { s: error.retry_after || 60 }) : error.message;
@@ -386,6 +405,7 @@
         }
         (frame.history || []).forEach(render);
         showHandoff(frame.handoff);
+        showConsent(frame.consent);
         connected = true;
         retries = 0;
         setStatus("");
@@ -405,6 +425,9 @@
         break;
       case "handoff":
         showHandoff(frame);
+        break;
+      case "consent":
+        showConsent(frame);
         break;
       case "ticket":
         ticketForm.setAttribute("hidden", "");
@@ -505,6 +528,9 @@
   });
   cancelQueue.addEventListener("click", function () {
     if (connected) ws.send(JSON.stringify({ type: "handoff_cancel" }));
+  });
+  consentBox.addEventListener("change", function () {
+    if (connected) ws.send(JSON.stringify({ type: "consent", marketing: consentBox.checked }));
   });
   ticketForm.addEventListener("submit", function (event) {
     event.preventDefault();

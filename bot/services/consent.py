@@ -145,6 +145,18 @@ def set_consent(
     return _view(row)
 
 
+def marketing_state(*, session: Session, customer_id: int, version: str) -> dict[str, Any]:
+    """What the widget and the APIs show: the decision in force, and whether the text it
+    was given to is older than ``version`` (then the shopper is asked again)."""
+    latest = current(session=session, customer_id=customer_id)
+    return {
+        "marketing": bool(latest and latest.granted),
+        "consent": latest.to_dict() if latest else None,
+        "current_version": version,
+        "needs_renewal": needs_renewal(session=session, customer_id=customer_id, version=version),
+    }
+
+
 def grant(
     *,
     session: Session,

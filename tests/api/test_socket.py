@@ -121,3 +121,26 @@ def test_bad_frames_get_errors_and_the_socket_stays(client: TestClient) -> None:
         assert ws.receive_json()["code"] == "invalid_input"
         ws.send_json({"type": "ping"})
         assert ws.receive_json() == {"type": "pong"}
+
+
+def test_a_logged_in_shopper_gives_and_withdraws_marketing_consent(client: TestClient) -> None:
+    from bot.db import session_scope
+    from bot.services import consent
+
+    with client.websocket_connect("/api/chat/ws", headers=ORIGIN) as ws:
+        welcome = _hello(ws, customer_token=customer_token("C00004"), language="en")
+        assert welcome["consent"]["marketing"] is False
+        for marketing in (True, False, True):
+            ws.send_json({"type": "consent", "marketing": marketing})
+            frame = ws.receive_json()
+            assert frame["type"] == "consent" and frame["marketing"] is marketing
+            assert frame["consent"]["source"] == "widget"
+            with session_scope() as session:
+                cid = consent.customer_id_for(session=session, external_id="C00004")
+                assert consent.has_marketing_consent(session=session, customer_id=cid) is marketing
+        ws.send_json({"type": "consent", "marketing": "yes"})
+        assert ws.receive_json()["code"] == "invalid_input"
+    with client.websocket_connect("/api/chat/ws", headers=ORIGIN) as ws:
+        assert _hello(ws)["consent"] is None  # an anonymous visitor has nothing to consent to
+        ws.send_json({"type": "consent", "marketing": True})
+        assert ws.receive_json()["code"] == "invalid_token"

@@ -338,3 +338,46 @@ async def test_an_agent_takes_over_in_the_widget_then_hands_back_to_quick_replie
         assert score == 5
     finally:
         agent.offline()
+
+
+async def test_a_logged_in_shopper_ticks_marketing_consent_in_the_widget(
+    stack: Stack, db: sa.Engine, page: Any
+) -> None:
+    await page.goto(f"{stack.api_url}/?lang=en")
+    await open_widget(page)
+    assert await page.locator(".consent").is_hidden()  # a guest has nothing to consent to
+    await page.select_option("select[name=customer]", "C00004")
+    await page.get_by_role("button", name="Log in").click()
+    await page.locator("[data-testid=store-customer]").wait_for()
+    box = page.locator(".consent input")
+    await box.wait_for()
+    assert not await box.is_checked()
+
+    def granted() -> list[bool]:
+        with db.connect() as c:
+            return [
+                bool(g)
+                for g in c.execute(
+                    sa.text(
+                        "SELECT granted FROM consent JOIN customer ON customer.id = consent.customer_id"
+                        " WHERE customer.external_id = 'C00004' ORDER BY consent.id"
+                    )
+                ).scalars()
+            ]
+
+    await box.check()
+    await page.wait_for_function(f"() => {WIDGET}.querySelector('.consent input').checked === true")
+    for _ in range(50):
+        if granted()[-1:] == [True]:
+            break
+        await page.wait_for_timeout(100)
+    assert granted()[-1:] == [True]
+    await page.reload()
+    await page.locator(".consent input").wait_for()
+    assert await page.locator(".consent input").is_checked()
+    await page.locator(".consent input").uncheck()
+    for _ in range(50):
+        if granted()[-1:] == [False]:
+            break
+        await page.wait_for_timeout(100)
+    assert granted() == [True, False]
