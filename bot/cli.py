@@ -105,16 +105,21 @@ def seed_staff() -> None:
 
 
 def recompute() -> None:
-    """Rebuild the RFM scores and the co-purchase rules (and best-sellers) from all orders."""
+    """Rebuild the RFM scores and the co-purchase rules (and best-sellers) from all orders,
+    then the rule-derived customer tags (bot/tag_rules.yml)."""
     from bot.db import session_scope
     from bot.services.recommendations import recompute_rules
     from bot.services.rfm import recompute_rfm
+    from bot.services.tags import apply_tag_rules
 
     with session_scope() as session:
         scored = recompute_rfm(session=session)
     with session_scope() as session:
         report = recompute_rules(session=session)
     print(f"RFM: {scored} customers; co-purchase: {report.rules} rules, {report.customers} buyers")
+    with session_scope() as session:  # after RFM: high_value reads the new scores
+        tagged = apply_tag_rules(session=session)
+    print("tags: " + ", ".join(f"{tag} {count}" for tag, count in tagged.items()))
 
 
 def customer_token(external_id: str) -> None:
@@ -140,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("catalogue-vocab", help="jieba words and product lookup from the catalogue")
     tok = sub.add_parser("customer-token", help="issue a store login token for a customer")
     tok.add_argument("external_id")
-    sub.add_parser("recompute", help="rebuild RFM scores and co-purchase rules")
+    sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
     args = parser.parse_args(argv)
     if args.command in ("init", "migrate"):
