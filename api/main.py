@@ -24,7 +24,18 @@ from api.engine import EngineClient, EngineError
 from api.events import make_hub
 from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
-from api.routes import agent, chat, console, health, ingest, privacy, segments, store, widget
+from api.routes import (
+    agent,
+    chat,
+    console,
+    customers,
+    health,
+    ingest,
+    privacy,
+    segments,
+    store,
+    widget,
+)
 from api.turns import TurnService
 from bot.settings import Settings, get_settings
 
@@ -113,6 +124,7 @@ def create_app(
     errors.install(app)
     app.include_router(chat.router)
     agent.install(app)
+    app.include_router(customers.router)
     app.include_router(health.router)
     app.include_router(widget.router)
     app.include_router(store.router)
