@@ -251,9 +251,9 @@ def customer_360(
     issues += [
         OpenIssue("ticket", str(tid), state, reason, at)
         for tid, state, reason, at in session.execute(
-            select(Ticket.id, Ticket.state, Ticket.reason, Ticket.created_at).where(
-                Ticket.conversation_id.in_(conversation_ids), Ticket.state == "open"
-            )
+            select(Ticket.id, Ticket.state, Ticket.reason, Ticket.created_at)
+            .join(Conversation, Conversation.id == Ticket.conversation_id)
+            .where(Conversation.customer_id == cid, Ticket.state == "open")
         )
     ]
     issues.sort(key=lambda i: (i.created_at, i.ref), reverse=True)
