@@ -54,6 +54,13 @@ def tracker(
     return t
 
 
+async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
+    """Run ``action`` on a tracker built from ``kwargs`` (see ``tracker``)."""
+    dispatcher = CollectingDispatcher()
+    events = await action.run(dispatcher, tracker(**kwargs), {})
+    return dispatcher, events
+
+
 def entity(name: str, value: str) -> dict[str, Any]:
     return {"entity": name, "value": value}
 

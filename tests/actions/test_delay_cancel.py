@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import select
 
 from actions.cancel import ActionCancelOrder, ActionDismissPending, ActionOfferCancellation
@@ -23,15 +22,9 @@ from tests.actions.journey_support import (
     latest_order,
     outcomes,
     responses,
+    run,
     slot,
-    tracker,
 )
-
-
-async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    events = await action.run(dispatcher, tracker(**kwargs), {})
-    return dispatcher, events
 
 
 async def test_an_anonymous_visitor_proves_the_phone_digits_first(app_db: str) -> None:

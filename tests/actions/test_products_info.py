@@ -3,26 +3,16 @@ promotions and coupons, membership."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa_sdk.executor import CollectingDispatcher
-
 from actions.info import ActionCouponsPromotions, ActionMembershipPoints, ActionShippingInfo
 from actions.products import ActionAnswerProductQuestion, ActionRecommendProducts
 from tests.actions.journey_support import (
     customer_id,
     entity,
     responses,
+    run,
     set_stock,
     slot,
-    tracker,
 )
-
-
-async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    events = await action.run(dispatcher, tracker(**kwargs), {})
-    return dispatcher, events
 
 
 async def test_price_of_the_product_page_the_shopper_is_on(app_db: str) -> None:

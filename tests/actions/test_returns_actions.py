@@ -3,9 +3,6 @@ refund timeline and request status."""
 
 from __future__ import annotations
 
-from typing import Any
-
-from rasa_sdk.executor import CollectingDispatcher
 from sqlalchemy import func, select
 
 from actions.returns import (
@@ -22,16 +19,10 @@ from tests.actions.journey_support import (
     new_delivered_order,
     outcomes,
     responses,
+    run,
     set_stock,
     slot,
-    tracker,
 )
-
-
-async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    events = await action.run(dispatcher, tracker(**kwargs), {})
-    return dispatcher, events
 
 
 def requests_of(cid: int) -> int:

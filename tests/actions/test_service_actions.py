@@ -20,15 +20,10 @@ from tests.actions.journey_support import (
     latest_order,
     outcomes,
     responses,
+    run,
     slot,
     tracker,
 )
-
-
-async def run(action: Any, **kwargs: Any) -> tuple[CollectingDispatcher, list[dict[str, Any]]]:
-    dispatcher = CollectingDispatcher()
-    events = await action.run(dispatcher, tracker(**kwargs), {})
-    return dispatcher, events
 
 
 async def test_complaint_empathise_own_resolve_recorded_once_and_a_person_offered(
