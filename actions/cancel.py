@@ -11,17 +11,16 @@ from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
     conversation_turn,
-    customer_id,
     in_session,
     language,
     money,
     pending,
     pending_detail,
 )
-from actions.delay import named_order, not_found, order_values
+from actions.delay import customer_order, not_found, order_values
 from bot.errors import OrderNotCancellable, OrderNotFound
 from bot.labels import label
-from bot.services.orders import cancel_order, order_status_for_customer
+from bot.services.orders import cancel_order
 from bot.settings import get_settings
 
 
@@ -44,18 +43,10 @@ class ActionOfferCancellation(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        cid = customer_id(tracker)
-        if cid is None:
-            dispatcher.utter_message(response="utter_login_required")
+        view = await customer_order(dispatcher, tracker)
+        if view is None:
             return pending(None)
         lang = language(tracker)
-        number = named_order(tracker)
-        try:
-            view = await in_session(
-                lambda s: order_status_for_customer(session=s, customer_id=cid, order_number=number)
-            )
-        except OrderNotFound:
-            return not_found(dispatcher, number)
         values = order_values(view, lang)
         if not view.can_cancel:
             status = "shipped" if view.status == "paid" else view.status

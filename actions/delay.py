@@ -37,6 +37,7 @@ from bot.services.orders import (
     cancel_order,
     delayed_order_for_customer,
     extract_order_number,
+    order_status_for_customer,
     promise_refund_on_refusal,
 )
 from bot.settings import get_settings
@@ -77,6 +78,26 @@ def not_found(dispatcher: CollectingDispatcher, number: str | None) -> list[Even
     else:
         dispatcher.utter_message(response="utter_no_orders")
     return pending(None)
+
+
+async def customer_order(
+    dispatcher: CollectingDispatcher, tracker: Tracker
+) -> OrderStatusView | None:
+    """The logged-in shopper's order named in the message, else their latest; None (after
+    saying why: log in first, or no such order) when there is none to act on."""
+    cid = customer_id(tracker)
+    if cid is None:
+        dispatcher.utter_message(response="utter_login_required")
+        return None
+    number = named_order(tracker)
+    try:
+        view: OrderStatusView = await in_session(
+            lambda s: order_status_for_customer(session=s, customer_id=cid, order_number=number)
+        )
+    except OrderNotFound:
+        not_found(dispatcher, number)
+        return None
+    return view
 
 
 class ActionExplainShippingDelay(Action):

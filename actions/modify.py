@@ -14,16 +14,15 @@ from rasa_sdk.types import DomainDict
 
 from actions.common import (
     conversation_turn,
-    customer_id,
     in_session,
     language,
     pending,
     pending_detail,
 )
-from actions.delay import named_order, not_found, order_values
+from actions.delay import customer_order, not_found, order_values
 from bot.errors import OrderNotFound, OrderNotModifiable
 from bot.labels import label
-from bot.services.orders import change_order, order_status_for_customer
+from bot.services.orders import change_order
 
 ADDRESS_HINT = re.compile(r"[省市区县路街道号弄室栋楼村镇]|\d.*[a-z]{3,}|[a-z]{3,}.*\d", re.I)
 # A note, not the address: "备注" / "留言" / "捎句话" / "add a note" / "delivery instructions".
@@ -64,18 +63,10 @@ class ActionOfferModification(Action):
     async def run(
         self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: dict[str, Any]
     ) -> list[EventType]:
-        cid = customer_id(tracker)
-        if cid is None:
-            dispatcher.utter_message(response="utter_login_required")
+        view = await customer_order(dispatcher, tracker)
+        if view is None:
             return pending(None)
         lang = language(tracker)
-        number = named_order(tracker)
-        try:
-            view = await in_session(
-                lambda s: order_status_for_customer(session=s, customer_id=cid, order_number=number)
-            )
-        except OrderNotFound:
-            return not_found(dispatcher, number)
         values = order_values(view, lang)
         field = "note" if wants_note(tracker.latest_message.get("text")) else "address"
         if view.can_cancel:
