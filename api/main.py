@@ -26,14 +26,19 @@ from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
 from api.routes import (
     agent,
+    agent_console,
+    analytics,
     chat,
     console,
     customers,
     health,
     ingest,
+    models,
     privacy,
+    review,
     segments,
     store,
+    supervisor,
     widget,
 )
 from api.turns import TurnService
@@ -132,6 +137,11 @@ def create_app(
     app.include_router(segments.router)
     console.install(app)
     privacy.install(app)
+    agent_console.install(app)
+    supervisor.install(app)
+    review.install(app)
+    analytics.install(app)
+    models.install(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.middleware("http")

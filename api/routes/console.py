@@ -34,6 +34,11 @@ LOGIN_CSRF_COOKIE = "kefu_login_csrf"
 # Navigation per role; later consoles (agent, ops review, analytics) add their entries here.
 NAVIGATION: list[tuple[str, str, tuple[str, ...]]] = [
     ("/console/", "Home", ROLES),
+    ("/console/agent", "Inbox", ("agent", "supervisor")),
+    ("/console/supervisor", "Supervise", ("supervisor",)),
+    ("/console/review", "Review", ("ops", "admin")),
+    ("/console/analytics", "Analytics", ("ops", "supervisor", "admin")),
+    ("/console/models", "Models", ("ops", "admin")),
     ("/console/admin/staff", "Staff", ("admin",)),
     ("/console/segments", "Segments", ("ops", "admin")),
     ("/console/account/password", "Password", ROLES),

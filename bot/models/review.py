@@ -1,0 +1,3 @@
+"""Ops review tables: turn labels (corrections) and the full-text index of messages."""
+
+from __future__ import annotations
