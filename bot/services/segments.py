@@ -13,6 +13,10 @@ value is a bound parameter). Each node is an object with exactly one key:
     {"never_bought": {…}}     the same fields; no such purchase
     {"intent": "complain"} or {"intent": {"name": "complain", "within_days": 30}}
                               said something with that intent in a conversation
+    {"outcome": "delay_accepted"} or {"outcome": {"kind": "return", "within_days": 30}}
+                              a journey recorded that outcome for the customer
+                              (bot.services.outcomes: delay_accepted, cancelled, return,
+                              exchange, complaint_recorded, coupon_issued, …)
     {"language": "zh"} or {"language": ["zh", "en"]}
     {"membership": "vip"} or {"membership": ["gold", "vip"]}
     {"last_contact": {"within_days": 30}}       a conversation in the last 30 days
@@ -50,7 +54,16 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import Clock, utcnow
 from bot.errors import InvalidInput, NotFound
-from bot.models import Conversation, Customer, Message, Order, OrderItem, Product, Variant
+from bot.models import (
+    Conversation,
+    Customer,
+    Message,
+    Order,
+    OrderItem,
+    Outcome,
+    Product,
+    Variant,
+)
 from bot.models.crm import PURCHASED_ORDER_STATUSES, CustomerRfm, CustomerTag, Segment
 
 MAX_DEPTH = 8
@@ -158,12 +171,13 @@ class _Checker:
                 self.text(v, here)
         elif kind in ("bought", "never_bought"):
             self.purchase(value, here)
-        elif kind == "intent":
+        elif kind in ("intent", "outcome"):
+            key = "name" if kind == "intent" else "kind"
             if isinstance(value, str):
                 self.text(value, here)
             else:
-                self.fields(value, here, ("name", "within_days"), required=("name",))
-                self.text(value["name"], f"{here}.name")
+                self.fields(value, here, (key, "within_days"), required=(key,))
+                self.text(value[key], f"{here}.{key}")
                 if "within_days" in value:
                     self.days(value["within_days"], f"{here}.within_days")
         elif kind == "last_contact":
@@ -302,6 +316,15 @@ class _Compiler:
         )
         if "within_days" in spec:
             query = query.where(Message.created_at >= self.since(spec["within_days"]))
+        return query.exists()
+
+    def c_outcome(self, value: str | dict[str, Any]) -> ColumnElement[bool]:
+        spec: dict[str, Any] = {"kind": value} if isinstance(value, str) else value
+        query = select(Outcome.id).where(
+            Outcome.customer_id == Customer.id, Outcome.kind == spec["kind"]
+        )
+        if "within_days" in spec:
+            query = query.where(Outcome.created_at >= self.since(spec["within_days"]))
         return query.exists()
 
     def c_last_contact(self, value: str | dict[str, int]) -> ColumnElement[bool]:

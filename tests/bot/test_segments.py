@@ -16,7 +16,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Conversation, Customer, Message, Order, OrderItem, Product, Variant, Visitor
+from bot.models import (
+    Conversation,
+    Customer,
+    Message,
+    Order,
+    OrderItem,
+    Outcome,
+    Product,
+    Variant,
+    Visitor,
+)
 from bot.models.crm import PURCHASED_ORDER_STATUSES, CustomerTag
 from bot.services import rfm
 from bot.services import segments as seg
@@ -41,6 +51,7 @@ class Person:
     tags: set[str] = field(default_factory=set)
     intents: list[tuple[str, datetime]] = field(default_factory=list)
     contacts: list[datetime] = field(default_factory=list)
+    outcomes: list[tuple[str, datetime]] = field(default_factory=list)
     rfm: tuple[int, int, int] | None = None
 
 
@@ -127,6 +138,16 @@ def world(session: Session) -> World:
             _converse(session, cid, FIXED_NOW - timedelta(days=3), ["where_is_my_order"])
         if n % 9 == 0:
             _converse(session, cid, FIXED_NOW - timedelta(days=120), ["complain", "greet"])
+        for kind, every, days in (("delay_accepted", 4, 10), ("return", 6, 20), ("return", 10, 60)):
+            if n % every == 0:
+                session.add(
+                    Outcome(
+                        kind=kind,
+                        message_id=f"o{cid}-{days}",
+                        customer_id=cid,
+                        created_at=FIXED_NOW - timedelta(days=days),
+                    )
+                )
     session.flush()
     rfm.recompute_rfm(session=session, clock=fixed_clock)
 
@@ -158,6 +179,11 @@ def world(session: Session) -> World:
     for cid, at in session.execute(select(Conversation.customer_id, Conversation.last_message_at)):
         if cid is not None:
             people[cid].contacts.append(at)
+    for cid, kind, at in session.execute(
+        select(Outcome.customer_id, Outcome.kind, Outcome.created_at)
+    ):
+        if cid is not None:
+            people[cid].outcomes.append((kind, at))
     for row in session.execute(select(rfm.CustomerRfm)).scalars():
         people[row.customer_id].rfm = (row.r_score, row.f_score, row.m_score)
     consented = {cid for n, cid in enumerate(ids) if n % 3 != 0}
@@ -210,6 +236,16 @@ CASES: list[tuple[str, dict[str, Any], Callable[[Person, World], bool]]] = [
         ),
     ),
     ("bot intents do not count", {"intent": "bot_only"}, lambda p, w: False),
+    (
+        "outcome",
+        {"outcome": "delay_accepted"},
+        lambda p, w: any(k == "delay_accepted" for k, _ in p.outcomes),
+    ),
+    (
+        "outcome within",
+        {"outcome": {"kind": "return", "within_days": 30}},
+        lambda p, w: any(k == "return" and at >= FIXED_NOW - 30 * DAY for k, at in p.outcomes),
+    ),
     ("language", {"language": "en"}, lambda p, w: p.language == "en"),
     ("membership", {"membership": ["gold", "vip"]}, lambda p, w: p.level in ("gold", "vip")),
     (
