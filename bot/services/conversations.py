@@ -21,6 +21,7 @@ from bot.clock import Clock, utcnow
 from bot.errors import InvalidToken, NotFound, RateLimited
 from bot.models import Conversation, Customer, Message, Staff, Visitor
 from bot.models.handoff import AgentMessage
+from bot.services import tags
 
 
 @dataclass(frozen=True)
@@ -345,6 +346,11 @@ def record_turn(
         session.add(bot_message)
         stored.append(bot_message)
     session.flush()
+    customer_id = session.scalar(
+        select(Conversation.customer_id).where(Conversation.id == message.conversation_id)
+    )
+    if customer_id is not None and outcome.intent:
+        tags.apply_turn_rules(session=session, customer_id=customer_id, clock=clock)
     return [_view(m) for m in stored]
 
 

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import delete, exists, func, insert, literal, select
+from sqlalchemy import case, delete, exists, func, insert, literal, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from bot.clock import Clock, utcnow
@@ -26,6 +27,9 @@ from bot.models.crm import CustomerTag
 from bot.services.segments import MAX_TEXT, compile_rule, parse_rule
 
 RULES_PATH = Path(__file__).resolve().parent.parent / "tag_rules.yml"
+# What a conversation turn can change about a customer; rules on purchases, membership and
+# RFM change with store data and are the recompute job's (``apply_tag_rules``).
+TURN_KINDS = frozenset({"intent", "outcome", "language", "last_contact"})
 RULE_SOURCE = "bot_rule"  # bot.models.crm.TAG_SOURCES
 TEMPLATES = {"category": "{category}"}
 ENTRY_FIELDS = {"tag", "description", "rule", "for_each"}
@@ -50,6 +54,22 @@ def load_rule_entries(path: Path = RULES_PATH) -> list[dict[str, Any]]:
     return entries
 
 
+_turn_rules_cache: dict[tuple[Path, int], list[TagRule]] = {}
+
+
+def _turn_rules(session: Session, entries: list[dict[str, Any]] | None) -> list[TagRule]:
+    """The checked rules a turn can change; the rules file is read again when it changes."""
+    if entries is not None:
+        wanted = [e for e in entries if isinstance(e, Mapping) and _uses(e.get("rule"), TURN_KINDS)]
+        return expand_rules(session=session, entries=wanted)
+    key = (RULES_PATH, RULES_PATH.stat().st_mtime_ns)
+    if key not in _turn_rules_cache:
+        wanted = [e for e in load_rule_entries() if _uses(e.get("rule"), TURN_KINDS)]
+        _turn_rules_cache.clear()
+        _turn_rules_cache[key] = expand_rules(session=session, entries=wanted)
+    return _turn_rules_cache[key]
+
+
 def _substitute(value: Any, placeholder: str, text: str) -> Any:
     if isinstance(value, str):
         return value.replace(placeholder, text)
@@ -60,12 +80,17 @@ def _substitute(value: Any, placeholder: str, text: str) -> Any:
     return value
 
 
-def _uses_tags(rule: Any) -> bool:
+def _uses(rule: Any, kinds: frozenset[str]) -> bool:
+    """Whether a rule (or any part of it) has a condition of one of these kinds."""
     if isinstance(rule, dict):
-        return "tag" in rule or any(_uses_tags(v) for v in rule.values())
+        return bool(kinds & set(rule)) or any(_uses(v, kinds) for v in rule.values())
     if isinstance(rule, list):
-        return any(_uses_tags(v) for v in rule)
+        return any(_uses(v, kinds) for v in rule)
     return False
+
+
+def _uses_tags(rule: Any) -> bool:
+    return _uses(rule, frozenset({"tag"}))
 
 
 def _checked(entry: Mapping[str, Any], where: str) -> TagRule:
@@ -156,3 +181,59 @@ def apply_tag_rules(
             session.scalar(select(func.count()).select_from(Customer).where(where)) or 0
         )
     return counts
+
+
+def apply_turn_rules(
+    *,
+    session: Session,
+    customer_id: int,
+    rules: list[dict[str, Any]] | None = None,
+    clock: Clock = utcnow,
+) -> dict[str, bool]:
+    """After a turn, bring one customer's rule tags up to date at once — the rules that a
+    conversation can change (``TURN_KINDS``: intent, outcome, language, last contact); the
+    others wait for the recompute job. One query evaluates them all for this customer and one
+    reads the tags held; a tag is added or removed only when it changed. Same semantics as
+    ``apply_tag_rules``: another source's tag is never touched. Returns rule tag → holds."""
+    checked = _turn_rules(session, rules)
+    if not checked:
+        return {}
+    holds = session.execute(
+        select(
+            *(
+                case((compile_rule(r.rule, clock=clock), True), else_=False).label(f"r{i}")
+                for i, r in enumerate(checked)
+            )
+        ).where(Customer.id == customer_id)
+    ).first()
+    if holds is None:
+        return {}
+    verdict = {r.tag: bool(h) for r, h in zip(checked, holds, strict=True)}
+    held = dict(
+        session.execute(
+            select(CustomerTag.tag, CustomerTag.source).where(
+                CustomerTag.customer_id == customer_id, CustomerTag.tag.in_(list(verdict))
+            )
+        ).all()
+    )
+    now = clock()
+    for tag, yes in verdict.items():
+        if yes and tag not in held:
+            try:
+                with session.begin_nested():  # another conversation of theirs may add it too
+                    session.add(
+                        CustomerTag(
+                            customer_id=customer_id, tag=tag, source=RULE_SOURCE, created_at=now
+                        )
+                    )
+            except IntegrityError:
+                pass
+        elif not yes and held.get(tag) == RULE_SOURCE:
+            session.execute(
+                delete(CustomerTag).where(
+                    CustomerTag.customer_id == customer_id,
+                    CustomerTag.tag == tag,
+                    CustomerTag.source == RULE_SOURCE,
+                )
+            )
+    return verdict

@@ -199,3 +199,47 @@ def test_the_rules_file_expands_one_interest_rule_per_category(session: Session)
 def test_bad_rules_are_refused(session: Session, entry: dict[str, object]) -> None:
     with pytest.raises(TagRuleError):
         expand_rules(session=session, entries=[entry])
+
+
+def test_a_turn_tags_the_customer_at_once(session: Session) -> None:
+    """The turn that says it adds the tag, without waiting for the recompute job; a later
+    turn, when the rule no longer holds, takes it off; another source's tag stays."""
+    zhang = _customer_id(session, "C00001")
+    li = _customer_id(session, "C00003")
+    session.add(CustomerTag(customer_id=li, tag="complainer", source="agent", created_at=FIXED_NOW))
+    session.flush()
+    _say(session, "C00001", "shipping_delay", FIXED_NOW)
+    _say(session, "C00003", "complaint", FIXED_NOW)
+    tagged = _tagged(session)
+    assert zhang in tagged["shipping_delay_affected"]
+    assert zhang not in tagged["complainer"] and zhang not in tagged.get("vip", set())
+    sources = dict(
+        session.execute(
+            select(CustomerTag.tag, CustomerTag.source).where(CustomerTag.customer_id == li)
+        ).all()
+    )
+    assert sources["complainer"] == "agent"  # the agent's row is kept, not doubled
+    # 91 days later the delay is history: the next turn (any intent) removes the rule's tag.
+    _say(session, "C00001", "greet", FIXED_NOW + timedelta(days=91))
+    assert zhang not in _tagged(session)["shipping_delay_affected"]
+
+
+def test_turn_rules_are_only_the_conversation_kinds(session: Session) -> None:
+    from bot.services.tags import apply_turn_rules
+
+    zhang = _customer_id(session, "C00001")
+    rules = [
+        {"tag": "talker", "rule": {"intent": "greet"}},
+        {"tag": "buyer", "rule": {"bought": {"category": "shirt"}}},
+        {"tag": "recent", "rule": {"last_contact": {"within_days": 7}}},
+    ]
+    verdict = apply_turn_rules(session=session, customer_id=zhang, rules=rules, clock=fixed_clock)
+    assert set(verdict) == {"talker", "recent"}  # purchases are the recompute job's
+    assert verdict == {"talker": False, "recent": False}
+    _say(session, "C00001", "greet", FIXED_NOW)
+    verdict = apply_turn_rules(session=session, customer_id=zhang, rules=rules, clock=fixed_clock)
+    assert verdict == {"talker": True, "recent": True}
+    assert {"talker", "recent"} <= {
+        t
+        for (t,) in session.execute(select(CustomerTag.tag).where(CustomerTag.customer_id == zhang))
+    }
