@@ -135,6 +135,16 @@ def store_api_key() -> None:
     print(get_settings().store_api_key)
 
 
+def reindex() -> None:
+    """Rebuild the message search index (bot.search) from every stored message."""
+    from bot.db import session_scope
+    from bot.search import reindex as rebuild
+
+    with session_scope() as session:
+        count = rebuild(session=session)
+    print(f"search index: {count} messages")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -147,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("external_id")
     sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
+    sub.add_parser("reindex", help="rebuild the message search index (ops review)")
     args = parser.parse_args(argv)
     if args.command in ("init", "migrate"):
         migrate()
@@ -162,6 +173,8 @@ def main(argv: list[str] | None = None) -> int:
         recompute()
     elif args.command == "store-api-key":
         store_api_key()
+    elif args.command == "reindex":
+        reindex()
     return 0
 
 
