@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
 from bot.models import Coupon, Customer, Promotion
+from bot.services.canned import seed_store_scripts
 from bot.services.ingest import (
     MAX_BATCH,
     CustomerIn,
@@ -658,6 +659,8 @@ def demo_store(now: datetime) -> DemoStore:
         now - timedelta(days=1, hours=5),
         is_late=False,
     )
+    # 李娜 bought a blue shirt and a red tie, not (yet) the jacket: the marketing example.
+    place(demo[2], [(blue_shirts[2], 1), (red_ties[0], 1)], now - timedelta(days=25), is_late=False)
 
     catalogue = [*products, *_extra_products()]
     report = SeedReport(
@@ -695,6 +698,8 @@ def seed_demo_store(*, session: Session, clock: Clock = utcnow) -> SeedReport:
     store = demo_store(now)
     load_demo_store(session=session, store=store)
     _service_extras(session, now)
+    # The agent console's library of the store's scripts (话术库), incl. the delay script.
+    seed_store_scripts(session=session, clock=lambda: now)
     session.flush()
     return store.report
 
@@ -803,3 +808,48 @@ def _service_extras(session: Session, now: datetime) -> None:
                     created_at=now - timedelta(days=1),
                 )
             )
+
+
+# Demo shoppers who said yes to offers: Emily Chen and 李娜 did; 张伟 and James Wilson did not.
+DEMO_CONSENTING = ("C00002", "C00003")
+DEMO_CONSENT_SHARE = 0.6  # of the other customers
+
+
+def seed_demo_consents(*, session: Session, clock: Clock = utcnow) -> int:
+    """Marketing consent as a store would import it (source ``import``): the demo shoppers
+    in ``DEMO_CONSENTING`` and a fixed share of the rest. One audit event for the import,
+    with the count only. Returns how many customers consented."""
+    from bot.models.privacy import Consent
+    from bot.services import audit
+    from bot.services.consent import MARKETING
+    from bot.settings import get_settings
+
+    rng = random.Random(20261201)
+    now = clock().replace(microsecond=0)
+    version = get_settings().consent_version
+    rows = [
+        {
+            "customer_id": cid,
+            "purpose": MARKETING,
+            "granted": True,
+            "version": version,
+            "source": "import",
+            "recorded_at": now - timedelta(days=30),
+        }
+        for cid, ext in session.execute(
+            select(Customer.id, Customer.external_id).order_by(Customer.id)
+        )
+        if ext in DEMO_CONSENTING
+        or (ext not in {c[0] for c in DEMO_CUSTOMERS} and rng.random() < DEMO_CONSENT_SHARE)
+    ]
+    if rows:
+        session.execute(insert(Consent), rows)
+        audit.record(
+            session=session,
+            actor="system",
+            action="consent_change",
+            customer_id=None,
+            detail={"source": "import", "granted": True, "count": len(rows), "version": version},
+            clock=clock,
+        )
+    return len(rows)
