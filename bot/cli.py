@@ -135,14 +135,28 @@ def store_api_key() -> None:
     print(get_settings().store_api_key)
 
 
-def reindex() -> None:
-    """Rebuild the message search index (bot.search) from every stored message."""
-    from bot.db import session_scope
-    from bot.search import reindex as rebuild
+def retention(days: int | None = None) -> None:
+    """Remove the transcripts (message text, Rasa trackers) of closed conversations older
+    than ``KEFU_RETENTION_DAYS`` (bot/privacy/retention.py); prints counts only."""
+    from bot.db import get_sessionmaker
+    from bot.privacy.erasure import EngineTrackers
+    from bot.privacy.retention import run
 
-    with session_scope() as session:
-        count = rebuild(session=session)
-    print(f"search index: {count} messages")
+    settings = get_settings()
+    keep = settings.retention_days if days is None else days
+    if keep <= 0:
+        print("retention: off (KEFU_RETENTION_DAYS=0 keeps transcripts forever)")
+        return
+    report = run(
+        session_factory=get_sessionmaker(),
+        days=keep,
+        trackers=EngineTrackers.from_settings(settings),
+    )
+    print(
+        f"retention ({keep} days): {report.conversations} conversations, "
+        f"{report.messages} messages, {report.rows} other rows, "
+        f"{report.tracker_events} tracker events"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("external_id")
     sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
-    sub.add_parser("reindex", help="rebuild the message search index (ops review)")
+    ret = sub.add_parser("retention", help="remove transcripts older than KEFU_RETENTION_DAYS")
+    ret.add_argument("--days", type=int, default=None, help="override KEFU_RETENTION_DAYS")
     args = parser.parse_args(argv)
     if args.command in ("init", "migrate"):
         migrate()
@@ -173,8 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         recompute()
     elif args.command == "store-api-key":
         store_api_key()
-    elif args.command == "reindex":
-        reindex()
+    elif args.command == "retention":
+        retention(args.days)
     return 0
 
 

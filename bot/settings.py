@@ -65,6 +65,11 @@ class Settings(BaseSettings):
 
     # Privacy: the version of the marketing-consent text shoppers and agents answer.
     consent_version: str = "2026-12"
+    # Transcripts of closed conversations older than this are removed (`bot.cli retention`);
+    # 0 keeps them forever.
+    retention_days: int = Field(default=365, ge=0)
+    # A shopper's download link for their own data export is valid this long.
+    export_link_minutes: int = Field(default=15, ge=1, le=1440)
     max_message_chars: int = 2000
     max_queued_turns: int = 20
     visitor_token_max_age_days: int = 365

@@ -9,6 +9,14 @@ gateway also treats "no bot message" as failed.
 ``GET /webhooks/kefu/ready`` is the readiness check: a model is loaded and the action server
 answers its health check.
 
+``POST /webhooks/kefu/privacy`` ``{"op": "export" | "erase", "senders": [...]}`` returns or
+deletes whole trackers (every event of every session) for the gateway's data export and
+erasure. Each sender is handled under Rasa's own ``agent.lock_store.lock(sender)``, so it never
+interleaves with a turn of that conversation, and a tracker is deleted whole, never in part. It
+needs ``Authorization: Bearer <token>``, the token being HMAC-SHA256 of the gateway's
+``KEFU_SECRET_KEY`` (from the environment, else ``$KEFU_VAR_DIR/secrets.json``) over
+``PRIVACY_TOKEN_CONTEXT`` — the same derivation as ``bot.privacy.erasure.engine_token``.
+
 A turn with ``"control": "handback"`` is the gateway's hand-back after a person served the
 chat: the text is an external intent (``/EXTERNAL_handback``). Any form still active from
 before the takeover is ended first — the form would otherwise run before any rule and try
@@ -19,10 +27,15 @@ to read the intent as the slot it asked for — and the rule for the intent then
 from __future__ import annotations
 
 import contextvars
+import hashlib
+import hmac
+import json
 import logging
+import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -37,6 +50,8 @@ logger = logging.getLogger(__name__)
 
 ACTION_EXCEPTION_LOG = "Encountered an exception while running action"
 MAX_TEXT = 5000  # the gateway enforces the product limit; this only guards the engine
+PRIVACY_TOKEN_CONTEXT = b"kefu.engine.privacy.v1"
+MAX_PRIVACY_SENDERS = 500
 
 
 @dataclass
@@ -109,6 +124,60 @@ def summarize_turn(events: list[Any], message_id: str) -> dict[str, Any]:
         ):
             actions.append(event.action_name)
     return {"nlu": nlu, "actions": actions}
+
+
+def privacy_token() -> str | None:
+    """The token the gateway must present on the privacy route (None: no secret known)."""
+    secret = os.environ.get("KEFU_SECRET_KEY", "")
+    if not secret:
+        path = Path(os.environ.get("KEFU_VAR_DIR", "var")) / "secrets.json"
+        try:
+            secret = str(json.loads(path.read_text()).get("secret_key") or "")
+        except (OSError, ValueError):
+            secret = ""
+    if not secret:
+        return None
+    return hmac.new(secret.encode(), PRIVACY_TOKEN_CONTEXT, hashlib.sha256).hexdigest()
+
+
+class UnsupportedTrackerStore(Exception):
+    """A tracker store this channel cannot delete from (it refuses rather than pretend)."""
+
+
+def _concrete_stores(store: Any) -> list[Any]:
+    """The stores holding events behind Rasa's wrappers (AwaitableTrackerStore,
+    FailSafeTrackerStore and its in-memory fallback, if one was ever used)."""
+    found: list[Any] = []
+    pending = [store]
+    while pending:
+        current = pending.pop()
+        if current is None or any(current is f for f in found):
+            continue
+        inner = getattr(current, "_tracker_store", None)
+        if inner is not None:
+            pending.append(inner)
+            pending.append(getattr(current, "_fallback_tracker_store", None))
+            continue
+        found.append(current)
+    return found
+
+
+def _delete_tracker(store: Any, sender: str) -> int:
+    """Delete every event of ``sender`` from one concrete store; the number deleted."""
+    if hasattr(store, "SQLEvent") and hasattr(store, "session_scope"):
+        with store.session_scope() as session:
+            deleted = (
+                session.query(store.SQLEvent)
+                .filter(store.SQLEvent.sender_id == sender)
+                .delete(synchronize_session=False)
+            )
+            session.commit()
+            return int(deleted or 0)
+    if isinstance(getattr(store, "store", None), dict):  # InMemoryTrackerStore
+        return 1 if store.store.pop(sender, None) is not None else 0
+    if hasattr(store, "red") and hasattr(store, "_get_key_prefix"):  # RedisTrackerStore
+        return int(store.red.delete(store._get_key_prefix() + sender) or 0)
+    raise UnsupportedTrackerStore(type(store).__name__)
 
 
 class KefuInput(InputChannel):
@@ -225,5 +294,50 @@ class KefuInput(InputChannel):
                     "engine_ms": elapsed_ms,
                 }
             )
+
+        @bp.route("/privacy", methods=["POST"])
+        async def privacy(request: Request) -> HTTPResponse:
+            expected = privacy_token()
+            given = request.headers.get("authorization", "")
+            if expected is None:
+                return response.json({"error": "not_configured"}, status=503)
+            if not hmac.compare_digest(given.encode(), f"Bearer {expected}".encode()):
+                return response.json({"error": "forbidden"}, status=403)
+            body = request.json if isinstance(request.json, dict) else {}
+            op, senders = body.get("op"), body.get("senders")
+            if (
+                op not in ("export", "erase")
+                or not isinstance(senders, list)
+                or len(senders) > MAX_PRIVACY_SENDERS
+                or not all(isinstance(s, str) and 0 < len(s) <= 255 for s in senders)
+            ):
+                return response.json({"error": "bad_request"}, status=400)
+            agent = getattr(request.app.ctx, "agent", None)
+            if agent is None:
+                return response.json({"error": "no_model"}, status=503)
+            if op == "export":
+                trackers: dict[str, list[dict[str, Any]]] = {}
+                for sender in senders:
+                    async with agent.lock_store.lock(sender):
+                        tracker = await agent.tracker_store.retrieve_full_tracker(sender)
+                    trackers[sender] = [e.as_dict() for e in tracker.events] if tracker else []
+                return response.json({"trackers": trackers})
+            erased: dict[str, int] = {}
+            try:
+                for sender in senders:
+                    async with agent.lock_store.lock(sender):
+                        erased[sender] = sum(
+                            _delete_tracker(store, sender)
+                            for store in _concrete_stores(agent.tracker_store)
+                        )
+                        left = await agent.tracker_store.retrieve_full_tracker(sender)
+                    if left is not None and left.events:
+                        return response.json({"error": "not_erased"}, status=500)
+            except UnsupportedTrackerStore as exc:
+                logger.error("privacy: cannot erase from tracker store %s", exc)
+                return response.json({"error": "unsupported_tracker_store"}, status=501)
+            # Counts only: the log never names what was erased beyond the conversation ids.
+            logger.info("privacy: erased %d tracker(s)", len(erased))
+            return response.json({"erased": erased})
 
         return bp

@@ -8,8 +8,10 @@ handoffs, tickets, satisfaction answers …), and ``records`` — every other ta
 visitors, the audit trail …), found from the metadata so a new table is exported without
 changing this module.
 
-Not included yet: Rasa's tracker events, which live in the engine's own database (a later
-change adds them); the document says so under ``not_included``.
+Rasa's tracker events (every event of every session: what the shopper typed, what the NLU
+made of it, slots, actions) live in the engine's own database; given a ``Trackers`` reader
+(``bot.privacy.erasure.EngineTrackers``) each conversation carries them under
+``tracker_events``. Without one the document says so under ``not_included``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,10 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock, utcnow
 from bot.models import Base, Conversation, Customer, Order, OrderItem, Shipment
 from bot.models.store import ShipmentEvent, Variant
+from bot.privacy.erasure import Trackers
 
-FORMAT_VERSION = 1
-NOT_INCLUDED = ["rasa_tracker_events"]
+FORMAT_VERSION = 2
+NOT_INCLUDED: list[str] = []
 # Tables given their own section, or that are the store's (not the customer's) data.
 _STRUCTURED = {"customer", "order", "conversation", "message"}
 _SECRET_COLUMNS = {"password_hash", "token_hash"}
@@ -61,8 +64,16 @@ def _table_rows(
     return [_row(table, r) for r in session.execute(query)]
 
 
-def export_customer(*, session: Session, customer_id: int, clock: Clock = utcnow) -> dict[str, Any]:
-    """The export document for ``customer_id`` (``KeyError`` if there is no such customer)."""
+def export_customer(
+    *,
+    session: Session,
+    customer_id: int,
+    trackers: Trackers | None = None,
+    clock: Clock = utcnow,
+) -> dict[str, Any]:
+    """The export document for ``customer_id`` (``KeyError`` if there is no such customer).
+    ``trackers`` adds Rasa's events per conversation (``TrackerStoreUnavailable`` if the
+    engine cannot be read: an export is whole or refused)."""
     customer = session.get(Customer, customer_id)
     if customer is None:
         raise KeyError(customer_id)
@@ -126,6 +137,7 @@ def export_customer(*, session: Session, customer_id: int, clock: Clock = utcnow
         for name, t in tables.items()
         if "conversation_id" in t.c and name not in _STRUCTURED and "customer_id" not in t.c
     ]
+    tracker_events = trackers.export(conversation_ids) if trackers is not None else {}
     conversations: list[dict[str, Any]] = []
     for cid in conversation_ids:
         entry = _one(session, tables["conversation"], cid)
@@ -135,6 +147,8 @@ def export_customer(*, session: Session, customer_id: int, clock: Clock = utcnow
             for t in by_conversation
             if (rows := _table_rows(session, t, "conversation_id", [cid]))
         }
+        if trackers is not None:
+            entry["tracker_events"] = tracker_events.get(cid, [])
         conversations.append(entry)
 
     records: dict[str, list[dict[str, Any]]] = {}
@@ -154,5 +168,5 @@ def export_customer(*, session: Session, customer_id: int, clock: Clock = utcnow
         "orders": orders,
         "conversations": conversations,
         "records": records,
-        "not_included": NOT_INCLUDED,
+        "not_included": NOT_INCLUDED if trackers is not None else ["rasa_tracker_events"],
     }
