@@ -44,6 +44,8 @@ class Conversation(Base):
         Index("ix_conversation_visitor_state", "visitor_id", "state"),
         Index("ix_conversation_customer", "customer_id", "last_message_at"),
         Index("ix_conversation_needs_human", "needs_human", "last_message_at"),
+        # Analytics: conversations started per local day and hour (migration 0012).
+        Index("ix_conversation_created_at", "created_at"),
     )
 
 
@@ -83,4 +85,9 @@ class Message(Base):
         UniqueConstraint("conversation_id", "client_msg_id"),
         Index("ix_message_conversation_id", "conversation_id", "id"),
         Index("ix_message_status", "status", "id"),
+        # Analytics (migration 0012): shopper turns of a period with their intent and
+        # confidence read from the index alone; whether a conversation has shopper or agent
+        # messages, and an agent's first reply after assignment.
+        Index("ix_message_role_created_at", "role", "created_at", "intent", "confidence"),
+        Index("ix_message_conversation_role", "conversation_id", "role", "created_at"),
     )

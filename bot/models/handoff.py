@@ -44,6 +44,7 @@ class Handoff(Base):
         Index("ix_handoff_conversation_id", "conversation_id", "id"),
         Index("ix_handoff_agent_state", "agent_id", "state"),
         Index("ix_handoff_ended_at", "ended_at"),
+        Index("ix_handoff_assigned_at", "assigned_at"),  # analytics, migration 0012
     )
 
 
@@ -114,6 +115,7 @@ class Csat(Base):
     __table_args__ = (
         Index("ix_csat_conversation_id", "conversation_id", "id"),
         Index("ix_csat_agent_id", "agent_id", "asked_at"),
+        Index("ix_csat_asked_at", "asked_at"),  # analytics, migration 0012
     )
 
 
