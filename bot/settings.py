@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     handoff_default_handle_seconds: int = 300  # the wait estimate before any history
     # An agent whose last console socket closed is set offline after this (0: never).
     agent_offline_grace_seconds: float = 60.0
+    # Supervision (bot/services/supervision.py): a bot conversation is flagged "low
+    # confidence" when one of its last ``supervision_recent_turns`` shopper turns was
+    # understood with a confidence under this (the NLU fallback itself is at 0.75).
+    supervision_low_confidence: float = 0.85
+    supervision_recent_turns: int = 3
 
     # Privacy: the version of the marketing-consent text shoppers and agents answer.
     consent_version: str = "2026-12"

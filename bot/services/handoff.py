@@ -58,6 +58,10 @@ class NotAnAgent(KefuError):
     code = "forbidden"
 
 
+class AgentUnavailable(HandoffConflict):
+    """The agent a conversation should go to is not online or has no room."""
+
+
 @dataclass(frozen=True)
 class HandoffStatus:
     """What the shopper's widget shows: who answers and, while waiting, the place in line."""
@@ -338,7 +342,11 @@ def average_handling_seconds(*, session: Session, settings: Settings) -> float:
     """Mean time an agent spent on each of the last few conversations they finished."""
     rows = session.execute(
         select(Handoff.assigned_at, Handoff.ended_at)
-        .where(Handoff.ended_at.is_not(None), Handoff.assigned_at.is_not(None))
+        .where(
+            Handoff.ended_at.is_not(None),
+            Handoff.assigned_at.is_not(None),
+            Handoff.outcome != "reassigned",  # half a stay, not a handling time
+        )
         .order_by(Handoff.ended_at.desc())
         .limit(RECENT_HANDLED)
     ).all()
@@ -505,6 +513,68 @@ def claim(
             session.flush()
             return Assignment(conversation_id, handoff.id, staff.id, staff.name)
     raise HandoffConflict(f"the conversation is {conversation.state}, not claimable")
+
+
+@dataclass(frozen=True)
+class Reassignment:
+    """A conversation moved from one agent to another: the new stay and who had it."""
+
+    assignment: Assignment
+    from_agent_id: int
+
+
+def reassign(
+    *,
+    session: Session,
+    conversation_id: str,
+    to_agent_id: int,
+    settings: Settings,
+    clock: Clock = utcnow,
+) -> Reassignment:
+    """Move a conversation an agent has to another agent, who must be online with room
+    (their capacity not reached). The first agent's stay ends (outcome ``reassigned``) and
+    a new one starts for the second, so each agent's response figures count their own
+    stay; the request's reason, VIP mark and place in line carry over."""
+    target = _agent(session, to_agent_id)
+    conversation = session.get(Conversation, conversation_id)
+    if conversation is None:
+        raise NotFound("conversation")
+    handoff = _live_handoff(session, conversation_id)
+    if conversation.state != "agent" or handoff is None or handoff.state != "assigned":
+        raise HandoffConflict("only a conversation an agent has can be reassigned")
+    if handoff.agent_id == target.id:
+        raise InvalidInput(f"the conversation is already {target.name}'s")
+    record = session.get(AgentStatus, target.id)
+    if record is None or record.status != "online":
+        raise AgentUnavailable(f"{target.name} is {record.status if record else 'offline'}")
+    load = _load(session, target.id)
+    if load >= record.capacity:
+        raise AgentUnavailable(f"{target.name} is full ({load} of {record.capacity})")
+    from_agent = handoff.agent_id
+    assert from_agent is not None
+    now = clock()
+    ended = session.execute(
+        update(Handoff)
+        .where(
+            Handoff.id == handoff.id, Handoff.state == "assigned", Handoff.agent_id == from_agent
+        )
+        .values(state="ended", outcome="reassigned", ended_at=now)
+    )
+    if not _rowcount(ended):
+        raise HandoffConflict("the conversation changed meanwhile")
+    moved = Handoff(
+        conversation_id=conversation_id,
+        reason=handoff.reason,
+        state="assigned",
+        vip=handoff.vip,
+        requested_at=handoff.requested_at,
+        sort_at=handoff.sort_at,
+        agent_id=target.id,
+        assigned_at=now,
+    )
+    session.add(moved)
+    session.flush()
+    return Reassignment(Assignment(conversation_id, moved.id, target.id, target.name), from_agent)
 
 
 def _owned(session: Session, conversation_id: str, agent_id: int) -> Handoff:
