@@ -135,6 +135,16 @@ def store_api_key() -> None:
     print(get_settings().store_api_key)
 
 
+def reindex() -> None:
+    """Rebuild the message search index (bot.search) from every stored message."""
+    from bot.db import session_scope
+    from bot.search import reindex as rebuild
+
+    with session_scope() as session:
+        count = rebuild(session=session)
+    print(f"search index: {count} messages")
+
+
 def retention(days: int | None = None) -> None:
     """Remove the transcripts (message text, Rasa trackers) of closed conversations older
     than ``KEFU_RETENTION_DAYS`` (bot/privacy/retention.py); prints counts only."""
@@ -171,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("external_id")
     sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
+    sub.add_parser("reindex", help="rebuild the message search index (ops review)")
     ret = sub.add_parser("retention", help="remove transcripts older than KEFU_RETENTION_DAYS")
     ret.add_argument("--days", type=int, default=None, help="override KEFU_RETENTION_DAYS")
     args = parser.parse_args(argv)
@@ -190,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
         store_api_key()
     elif args.command == "retention":
         retention(args.days)
+    elif args.command == "reindex":
+        reindex()
     return 0
 
 
