@@ -18,7 +18,7 @@ MODEL_ID = $(shell $(PY310) scripts/model_id.py)
 MODEL = models/kefu-$(MODEL_ID).tar.gz
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install train validate init seed run test test-fast lint bench bench-crm eval lock clean
+.PHONY: help install train validate init seed run test test-fast lint bench bench-crm eval retrain lock clean
 
 help: ## Show this help
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -83,6 +83,9 @@ lint: install ## ruff (lint and format check) and mypy
 
 eval: train ## Measure NLU on the held-out set (per language); fails below the targets
 	PYTHONPATH=. $(ENGINE)/bin/python scripts/eval_nlu.py --model $(MODEL)
+
+retrain: train init ## Retrain with the reviewed corrections, evaluate, gate (see /console/models)
+	$(APP_PY) -m bot.cli retrain
 
 bench: train ## Turn latency through the gateway vs straight to Rasa, same run
 	KEFU_MODEL=$(MODEL) $(APP_PY) bench/turn_latency.py

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from anyio import to_thread
+from sqlalchemy.orm import Session
 
 from api.hashring import HashRing
+from bot.clock import utcnow
+from bot.db import run_with_retry
+from bot.services import lifecycle
+from bot.settings import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -52,6 +59,13 @@ class EngineClient:
 
     def url_for(self, conversation_id: str) -> str:
         return self.ring.node_for(conversation_id)
+
+    def set_urls(self, urls: list[str]) -> None:
+        """Send new turns to ``urls`` (the engine manager swapped models); turns in flight
+        finish on the server they started on."""
+        cleaned = [u.rstrip("/") for u in urls]
+        ring = HashRing(cleaned)  # raises on an empty list before anything changes
+        self.ring, self.urls = ring, cleaned
 
     async def turn(
         self,
@@ -111,3 +125,44 @@ class EngineClient:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+async def read_endpoint(settings: Settings) -> tuple[int, list[str], bool] | None:
+    """The engine manager's record (bot.models.lifecycle.EngineEndpoint): its generation,
+    URLs and whether its manager is alive (heartbeat within ten polls, at least 15 s)."""
+
+    def read(session: Session) -> tuple[int, list[str], bool] | None:
+        found = lifecycle.current_endpoint(session=session)
+        if found is None:
+            return None
+        max_age = max(15.0, 10 * settings.engine_poll_seconds)
+        return found.generation, found.urls, found.is_live(utcnow(), max_age)
+
+    return await to_thread.run_sync(lambda: run_with_retry(read, attempts=1))
+
+
+async def follow_endpoint(
+    engine: EngineClient,
+    read: Callable[[], Awaitable[tuple[int, list[str], bool] | None]],
+    *,
+    interval: float,
+) -> None:
+    """Switch ``engine`` whenever the engine manager publishes a new generation.
+
+    ``read`` gives the record's (generation, urls, live) or None; a record whose manager is
+    not alive (a stale row from an earlier run) is not followed. Runs until cancelled."""
+    seen = 0
+    while True:
+        try:
+            record = await read()
+        except Exception:  # the database may be briefly away; the current URLs keep serving
+            logger.warning("could not read the engine endpoint", exc_info=True)
+            record = None
+        if record is not None:
+            generation, urls, live = record
+            if live and urls and generation > seen:
+                seen = generation
+                if [u.rstrip("/") for u in urls] != engine.urls:
+                    engine.set_urls(urls)
+                    logger.info("engine switched", extra={"generation": generation, "urls": urls})
+        await asyncio.sleep(interval)

@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 
 from api import errors, logs
 from api.chat import ChatService
-from api.engine import EngineClient, EngineError
+from api.engine import EngineClient, EngineError, follow_endpoint, read_endpoint
 from api.events import make_hub
 from api.handoff import HandoffService
 from api.ratelimit import ChatLimits, make_limiter
@@ -115,10 +115,22 @@ def create_app(
         )
         app.state.warmed = asyncio.Event()
         warm_task = asyncio.create_task(warm_up(app))
+        # Follow the engine manager's swaps (bot/engine_manager.py, engine_endpoint row).
+        follow_task = (
+            asyncio.create_task(
+                follow_endpoint(
+                    engine, lambda: read_endpoint(settings), interval=settings.engine_poll_seconds
+                )
+            )
+            if settings.follow_engine_endpoint and engine_transport is None
+            else None
+        )
         try:
             yield
         finally:
             warm_task.cancel()
+            if follow_task is not None:
+                follow_task.cancel()
             await turns.queue.drain_all()
             await handoff.aclose()
             await engine.aclose()

@@ -169,6 +169,19 @@ def retention(days: int | None = None) -> None:
     )
 
 
+def retrain(*, allow_empty: bool = False) -> int:
+    """Retrain with the reviewed corrections, evaluate on the held-out set and gate against
+    the active model (bot.services.lifecycle); exit 0 only if the gate passed."""
+    from bot.services import lifecycle
+
+    version = lifecycle.retrain(settings=get_settings(), allow_empty=allow_empty)
+    print(version.log_tail, end="")
+    print(f"{version.model_id}: {version.status}")
+    if version.status == "gate_passed":
+        print("activate it on /console/models")
+    return 0 if version.status == "gate_passed" else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -181,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     tok.add_argument("external_id")
     sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
+    re = sub.add_parser("retrain", help="retrain with the reviewed corrections, evaluate, gate")
+    re.add_argument("--allow-empty", action="store_true", help="retrain without corrections")
     sub.add_parser("reindex", help="rebuild the message search index (ops review)")
     ret = sub.add_parser("retention", help="remove transcripts older than KEFU_RETENTION_DAYS")
     ret.add_argument("--days", type=int, default=None, help="override KEFU_RETENTION_DAYS")
@@ -199,6 +214,14 @@ def main(argv: list[str] | None = None) -> int:
         recompute()
     elif args.command == "store-api-key":
         store_api_key()
+    elif args.command == "retrain":
+        from bot.errors import KefuError
+
+        try:
+            return retrain(allow_empty=args.allow_empty)
+        except KefuError as exc:
+            print(f"retrain: {exc}", file=sys.stderr)
+            return 1
     elif args.command == "retention":
         retention(args.days)
     elif args.command == "reindex":

@@ -52,6 +52,25 @@ class Settings(BaseSettings):
     turn_deadline_seconds: float = 5.0
     warm_up: bool = True
 
+    # Model lifecycle (bot/services/lifecycle.py, bot/engine_manager.py). Relative paths are
+    # relative to the project root. The gate passes only if no language's held-out metric
+    # drops by more than ``gate_tolerance`` (0.0: no regression at all) and the eval's own
+    # targets still hold.
+    engine_rasa_bin: Path = Path(".venv-engine/bin/rasa")
+    engine_python_bin: Path = Path(".venv-engine/bin/python")
+    models_dir: Path = Path("models")
+    gate_tolerance: float = 0.0
+    retrain_timeout_seconds: float = 3600.0
+    # The engine manager alternates its Rasa between these ports on 127.0.0.1.
+    engine_ports: list[int] = Field(default_factory=lambda: [5005, 5006])
+    engine_start_timeout_seconds: float = 240.0
+    # After a switch the old Rasa keeps running this long, so turns in flight finish.
+    engine_grace_seconds: float = 10.0
+    # How often the manager looks for an activation request and API workers for a switch.
+    engine_poll_seconds: float = 1.0
+    # API workers follow the engine_endpoint record (when its manager is alive).
+    follow_engine_endpoint: bool = True
+
     # Human handoff (bot/services/handoff.py). Service hours are in the store's time zone,
     # "HH:MM-HH:MM" (an end before the start runs past midnight).
     service_hours: str = "09:00-21:00"

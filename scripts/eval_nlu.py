@@ -212,6 +212,9 @@ def main() -> int:
                 f"  {point['macro_f1']:.3f}    {point['oos_rejection']:.3f}{mark}"
             )
 
+    # Machine-readable verdict for the model lifecycle's gate (bot/services/lifecycle.py).
+    report["targets"] = TARGETS
+    report["problems"] = problems
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, ensure_ascii=False, indent=1, default=str))
     print(f"\nwritten {os.path.relpath(args.out, ROOT)}")
