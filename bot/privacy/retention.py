@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import JSON, Table, Text, exists, or_, select, update
+from sqlalchemy import JSON, Table, Text, exists, null, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
@@ -57,7 +57,7 @@ class RetentionReport:
 def _has_text() -> Any:
     return exists().where(
         Message.conversation_id == Conversation.id,
-        or_(Message.text != "", Message.payload.is_not(None), Message.entities.is_not(None)),
+        or_(Message.text != "", Message.payload.is_not(None), Message.entities.is_not(null())),
     )
 
 
@@ -104,7 +104,8 @@ def _blank_values(table: Table) -> dict[str, Any]:
         personal = column.name in EXTRA_PERSONAL.get(table.name, ())
         if isinstance(column.type, Text | JSON) or personal:
             if column.nullable:
-                values[column.name] = None
+                # SQL NULL (a JSON column would store a JSON ``null`` for None).
+                values[column.name] = null()
             elif isinstance(column.type, JSON):
                 values[column.name] = {} if column.name == "detail" else []
             else:
@@ -116,7 +117,7 @@ def _blank(session: Session, conversation_ids: Sequence[str]) -> tuple[int, int]
     messages = session.execute(
         update(Message)
         .where(Message.conversation_id.in_(conversation_ids))
-        .values(text="", payload=None, entities=None, buttons=None)
+        .values(text="", payload=None, entities=null(), buttons=null())
     ).rowcount
     rows = 0
     message_ids = select(Message.id).where(Message.conversation_id.in_(conversation_ids))
