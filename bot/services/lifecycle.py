@@ -716,7 +716,7 @@ def _default_unit(work: Callable[[Session], T]) -> T:
     return run_with_retry(work)
 
 
-def _corrections_from_review(session: Session) -> str:
+def corrections_from_review(session: Session) -> str:
     try:
         from bot.services.review import corrected_examples_yaml
     except ImportError as exc:
@@ -861,7 +861,7 @@ def retrain(
     *,
     settings: Settings,
     unit: Unit[Any] = _default_unit,
-    corrections: Callable[[Session], str] = _corrections_from_review,
+    corrections: Callable[[Session], str] = corrections_from_review,
     trainer: Trainer | None = None,
     evaluator: Evaluator | None = None,
     config: Path | None = None,
@@ -895,7 +895,7 @@ def start_retrain(
     *,
     session: Session,
     settings: Settings,
-    corrections: Callable[[Session], str] = _corrections_from_review,
+    corrections: Callable[[Session], str] = corrections_from_review,
     allow_empty: bool = False,
     clock: Clock = utcnow,
 ) -> tuple[VersionView, str]:

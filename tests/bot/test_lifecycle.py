@@ -65,9 +65,7 @@ def test_gate_tolerance_allows_small_drops_only() -> None:
     assert not lc.gate(small, GOOD).passed  # the default: no regression at all
     assert lc.gate(small, GOOD, tolerance=0.02).passed
     verdict = lc.gate(large, GOOD, tolerance=0.02)
-    assert not verdict.passed and verdict.reasons == [
-        "zh accuracy 0.870 < baseline 0.900 − 0.020"
-    ]
+    assert not verdict.passed and verdict.reasons == ["zh accuracy 0.870 < baseline 0.900 − 0.020"]
     with pytest.raises(InvalidInput):
         lc.gate(GOOD, GOOD, tolerance=-0.1)
 
@@ -164,9 +162,7 @@ def test_a_retrained_active_model_keeps_serving_over_a_known_makefile_model(
     base = _model_file(tmp_path, "kefu-cccccccccccc")
     lc.startup_model(session=session, given=base, clock=fixed_clock)
     candidate = _gate_passed(session, _model_file(tmp_path, "kefu-retrain-1"))
-    lc.publish(
-        session=session, urls=["http://127.0.0.1:5006"], version_id=candidate.id, process={}
-    )
+    lc.publish(session=session, urls=["http://127.0.0.1:5006"], version_id=candidate.id, process={})
     # `make run` again with the same Makefile model: the activated retrain keeps serving.
     assert lc.startup_model(session=session, given=base).id == candidate.id
 
@@ -181,7 +177,7 @@ def test_activation_needs_a_passed_gate(session: Session, tmp_path: Path) -> Non
     with pytest.raises(InvalidInput, match="gate_failed"):
         lc.request_activation(session=session, version_id=trained.id)
     missing = _gate_passed(session, tmp_path / "kefu-gone.tar.gz")
-    with pytest.raises(InvalidInput, match="file .* is missing"):
+    with pytest.raises(InvalidInput, match=r"file .* is missing"):
         lc.request_activation(session=session, version_id=missing.id)
     # Status changes that skip the gate are refused too.
     with pytest.raises(InvalidInput, match="cannot become active"):
