@@ -37,7 +37,7 @@ import hashlib
 import hmac
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import httpx
 from sqlalchemy import (
@@ -52,6 +52,7 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
@@ -70,6 +71,11 @@ ANONYMISED: dict[str, dict[str, Any]] = {
 
 TranscriptHook = Callable[[Session, Sequence[str]], None]
 _TRANSCRIPT_HOOKS: list[TranscriptHook] = []
+
+
+def count_rows(result: Any) -> int:
+    """Rows a DML statement touched (``session.execute`` is typed as returning a Result)."""
+    return int(cast("CursorResult[Any]", result).rowcount or 0)
 
 
 def register_transcript_hook(hook: TranscriptHook) -> None:
@@ -354,20 +360,22 @@ def erase_customer(
         if condition is None:
             continue
         referenced = _referenced_elsewhere(table)
-        removed = session.execute(delete(table).where(condition, ~referenced)).rowcount
+        removed = count_rows(session.execute(delete(table).where(condition, ~referenced)))
         if removed:
             report.deleted[table.name] = removed
         if "customer_id" in table.c and table.c.customer_id.nullable:
-            kept = session.execute(
-                update(table).where(table.c.customer_id == customer_id).values(customer_id=None)
-            ).rowcount
+            kept = count_rows(
+                session.execute(
+                    update(table).where(table.c.customer_id == customer_id).values(customer_id=None)
+                )
+            )
             if kept:
                 report.unlinked[table.name] = kept
     for name, values in ANONYMISED.items():
         table = tables[name]
         key = table.c.id if name == "customer" else table.c.customer_id
         changed = session.execute(update(table).where(key == customer_id).values(**values))
-        report.anonymised[name] = changed.rowcount
+        report.anonymised[name] = count_rows(changed)
     compact_search_indexes(session)
     session.expire_all()
     audit.record(

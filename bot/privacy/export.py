@@ -16,7 +16,10 @@ made of it, slots, actions) live in the engine's own database; given a ``Tracker
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import base64
+import hashlib
+import hmac
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
@@ -24,6 +27,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
+from bot.errors import InvalidToken
 from bot.models import Base, Conversation, Customer, Order, OrderItem, Shipment
 from bot.models.store import ShipmentEvent, Variant
 from bot.privacy.erasure import Trackers
@@ -170,3 +174,38 @@ def export_customer(
         "records": records,
         "not_included": NOT_INCLUDED if trackers is not None else ["rasa_tracker_events"],
     }
+
+
+# --- the shopper's own download link -------------------------------------------------------
+
+_LINK_PREFIX = "x1"
+_LINK_CONTEXT = "kefu.export-link."
+
+
+def _link_mac(key: str, body: str) -> str:
+    digest = hmac.new(key.encode(), (_LINK_CONTEXT + body).encode(), hashlib.sha256).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def sign_export_link(
+    customer_id: int, *, key: str, ttl: timedelta, clock: Clock = utcnow
+) -> tuple[str, datetime]:
+    """A token naming one customer's export until ``clock() + ttl`` (HMAC-SHA256 with the
+    gateway's secret, under its own context, so no other token of ours passes for one)."""
+    expires = int((clock() + ttl).timestamp())
+    body = f"{_LINK_PREFIX}.{customer_id}.{expires}"
+    return f"{body}.{_link_mac(key, body)}", datetime.fromtimestamp(expires, timezone.utc)
+
+
+def verify_export_link(token: str, *, key: str, clock: Clock = utcnow) -> int:
+    """The customer id of a valid, unexpired export link; ``InvalidToken`` otherwise."""
+    parts = token.split(".") if isinstance(token, str) and len(token) <= 200 else []
+    if len(parts) != 4 or parts[0] != _LINK_PREFIX or not parts[1].isdigit():
+        raise InvalidToken("malformed download link")
+    if not parts[2].isdigit():
+        raise InvalidToken("malformed download link")
+    if not hmac.compare_digest(parts[3], _link_mac(key, ".".join(parts[:3]))):
+        raise InvalidToken("this download link is not valid")
+    if int(parts[2]) < clock().timestamp():
+        raise InvalidToken("this download link has expired: ask for a new one in the chat")
+    return int(parts[1])

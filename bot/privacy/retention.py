@@ -28,7 +28,12 @@ from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
 from bot.models import Base, Conversation, Message
-from bot.privacy.erasure import Trackers, compact_search_indexes, run_transcript_hooks
+from bot.privacy.erasure import (
+    Trackers,
+    compact_search_indexes,
+    count_rows,
+    run_transcript_hooks,
+)
 from bot.services import audit
 
 BATCH = 200
@@ -114,11 +119,13 @@ def _blank_values(table: Table) -> dict[str, Any]:
 
 
 def _blank(session: Session, conversation_ids: Sequence[str]) -> tuple[int, int]:
-    messages = session.execute(
-        update(Message)
-        .where(Message.conversation_id.in_(conversation_ids))
-        .values(text="", payload=None, entities=null(), buttons=null())
-    ).rowcount
+    messages = count_rows(
+        session.execute(
+            update(Message)
+            .where(Message.conversation_id.in_(conversation_ids))
+            .values(text="", payload=None, entities=null(), buttons=null())
+        )
+    )
     rows = 0
     message_ids = select(Message.id).where(Message.conversation_id.in_(conversation_ids))
     for table, key in _linked_tables():
@@ -129,7 +136,7 @@ def _blank(session: Session, conversation_ids: Sequence[str]) -> tuple[int, int]
             where = key.in_(conversation_ids)
         else:
             where = key.in_(message_ids.scalar_subquery())
-        rows += session.execute(update(table).where(where).values(**values)).rowcount
+        rows += count_rows(session.execute(update(table).where(where).values(**values)))
     return messages, rows
 
 
