@@ -28,6 +28,7 @@ from actions.common import (
     pending,
     pending_detail,
 )
+from actions.products import offer_after_journey
 from bot.errors import OrderNotCancellable, OrderNotFound
 from bot.labels import label
 from bot.services.coupons import issue_delay_coupon
@@ -166,6 +167,7 @@ class ActionAcceptDelay(Action):
             dispatcher.utter_message(response="utter_delay_accepted_shipped", order_number=number)
         else:
             dispatcher.utter_message(response="utter_delay_accepted", order_number=number)
+        await offer_after_journey(dispatcher, tracker, turn)
         return pending(None)
 
 

@@ -11,6 +11,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from rasa_sdk.types import DomainDict
 
 from actions.common import conversation_turn, customer_id, first_entity, in_session
+from actions.products import offer_after_journey
 from bot.errors import OrderNotFound
 from bot.services.invoices import is_personal, normalise_tax_id, record_invoice_request
 from bot.services.orders import extract_order_number
@@ -89,4 +90,5 @@ class ActionRecordInvoiceRequest(Action):
             title=request.title,
             tax_id=request.tax_id or "",
         )
+        await offer_after_journey(dispatcher, tracker, turn)
         return RESET

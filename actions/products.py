@@ -10,6 +10,7 @@ from rasa_sdk.events import EventType
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.common import (
+    customer_id,
     first_entity,
     in_session,
     joined,
@@ -21,6 +22,7 @@ from actions.common import (
     pending_detail,
 )
 from bot.labels import label
+from bot.services.outcomes import Turn
 from bot.services.products import (
     ProductView,
     aspects,
@@ -28,9 +30,11 @@ from bot.services.products import (
     care_code,
     find_product,
     match_products,
+    product_views,
     recommendations,
     size_advice,
 )
+from bot.services.recommendations import offer_after_journey as offer_for
 
 
 def product_name(product: ProductView, lang: str) -> str:
@@ -190,9 +194,12 @@ class ActionRecommendProducts(Action):
         product = await in_session(
             lambda s: find_product(session=s, name=str(name) if name else None, external_id=page)
         )
+        who = customer_id(tracker)
         picks = await in_session(
             lambda s: recommendations(
-                session=s, product_external_id=product.external_id if product else None
+                session=s,
+                product_external_id=product.external_id if product else None,
+                customer_id=who,
             )
         )
         listing = joined([f"{product_name(p, lang)} {price_text(p)}" for p in picks], lang)
@@ -205,3 +212,24 @@ class ActionRecommendProducts(Action):
         else:
             dispatcher.utter_message(response="utter_recommendations", products=listing)
         return pending(None)
+
+
+async def offer_after_journey(
+    dispatcher: CollectingDispatcher, tracker: Tracker, turn: Turn
+) -> None:
+    """After a journey that ended well, one product that fits the shopper's purchases — only
+    for a shopper who consented to marketing, once per conversation, never to an upset one
+    (``bot.services.recommendations.offer_after_journey`` decides and records it)."""
+    offers = await in_session(lambda s: offer_for(session=s, turn=turn))
+    if not offers:
+        return
+    views = await in_session(
+        lambda s: product_views(session=s, external_ids=[o.product for o in offers])
+    )
+    if not views:
+        return
+    lang = language(tracker)
+    dispatcher.utter_message(
+        response="utter_offer_after_journey",
+        product=f"{product_name(views[0], lang)} {price_text(views[0])}",
+    )

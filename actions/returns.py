@@ -24,6 +24,7 @@ from actions.common import (
     pending_detail,
 )
 from actions.delay import named_order, not_found
+from actions.products import offer_after_journey
 from bot.errors import NotEligible, OrderNotFound
 from bot.labels import label
 from bot.services.returns import (
@@ -293,4 +294,5 @@ class ActionCreateExchange(Action):
         dispatcher.utter_message(
             response="utter_exchange_created", **_request_values(request, lang)
         )
+        await offer_after_journey(dispatcher, tracker, turn)
         return pending(None)

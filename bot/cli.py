@@ -31,14 +31,15 @@ def seed() -> None:
 
     from bot.db import session_scope
     from bot.models import Customer
-    from bot.seed import DEMO_CUSTOMERS, seed_demo_store
+    from bot.seed import DEMO_CUSTOMERS, seed_demo_consents, seed_demo_store
 
     with session_scope() as session:
         if session.scalar(select(func.count()).select_from(Customer)):
             print("demo store already seeded")
             return
         report = seed_demo_store(session=session)
-    print(f"seeded: {report}")
+        consenting = seed_demo_consents(session=session)
+    print(f"seeded: {report}; {consenting} customers consented to marketing")
     print("demo shoppers:", ", ".join(f"{ext} {name}" for ext, name, *_ in DEMO_CUSTOMERS))
     recompute()  # the demo's segments and recommendations need scores and rules from the start
 

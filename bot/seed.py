@@ -615,7 +615,7 @@ def demo_store(now: datetime) -> DemoStore:
             place(customer, [(rng.choice(navy), 1)], placed + timedelta(days=rng.uniform(1, 15)))
 
     weights = [1.0 / (i % 50 + 1) for i in range(len(regular))]  # some customers buy a lot
-    while len(drafts) < N_ORDERS - 6:
+    while len(drafts) < N_ORDERS - 7:  # the demo shoppers' seven orders come last
         customer = rng.choices(regular, weights)[0]
         n_items = rng.choices((1, 2, 3), (60, 30, 10))[0]
         items = [

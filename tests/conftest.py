@@ -24,6 +24,7 @@ from bot import settings as bot_settings
 from bot.cli import migrate
 from bot.db import make_engine
 from bot.seed import seed_demo_store
+from bot.services.recommendations import recompute_rules
 from tests.support.postgres import TempPostgres, create_database
 from tests.support.redis import TempRedis
 
@@ -75,6 +76,7 @@ def _prepared(url: str) -> Engine:
     engine = make_engine(url)
     with Session(engine) as session:
         seed_demo_store(session=session, clock=fixed_clock)
+        recompute_rules(session=session, clock=fixed_clock)  # as `bot.cli seed` does
         session.commit()
     return engine
 

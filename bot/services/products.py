@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from bot.models import Order, OrderItem, Product, Variant
+from bot.models import Product
 from bot.services.policies import recommend_size
 
 ASPECTS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -220,36 +220,40 @@ def size_advice(product: ProductView, text: str | None) -> str | None:
 
 
 def recommendations(
-    *, session: Session, product_external_id: str | None = None, limit: int = 3
+    *,
+    session: Session,
+    product_external_id: str | None = None,
+    customer_id: int | None = None,
+    limit: int = 3,
 ) -> list[ProductView]:
-    """What goes with the product (bought by the same customers), else the best sellers;
-    only products with something in stock, never customised ones."""
-    counts = func.count(func.distinct(Order.customer_id))
-    base = (
-        select(Product.id, counts.label("n"))
-        .join(Variant, Variant.product_id == Product.id)
-        .join(OrderItem, OrderItem.variant_id == Variant.id)
-        .join(Order, Order.id == OrderItem.order_id)
-        .where(Product.customised.is_(False))
-        .group_by(Product.id)
-        .order_by(counts.desc(), Product.id)
-    )
+    """What to suggest, from the co-purchase rules and best-sellers that the recompute job
+    keeps (``bot.services.recommendations``): with a product, what its buyers also bought
+    (else its category's best-sellers); for a known customer, what fits their history; else
+    the store's best-sellers. Only products with something in stock, never customised ones."""
+    from bot.services import recommendations as rec  # it reads the catalogue through here
+
+    wanted = limit * 3  # room for what is out of stock or customised
     if product_external_id:
-        buyers = (
-            select(Order.customer_id)
-            .join(OrderItem, OrderItem.order_id == Order.id)
-            .join(Variant, Variant.id == OrderItem.variant_id)
-            .join(Product, Product.id == Variant.product_id)
-            .where(Product.external_id == product_external_id)
-        )
-        base = base.where(Order.customer_id.in_(buyers), Product.external_id != product_external_id)
-    ids = [row.id for row in session.execute(base.limit(limit * 3))]
+        picks = rec.also_bought(session=session, product=product_external_id, limit=wanted)
+    elif customer_id is not None:
+        picks = rec.recommend_for_customer(session=session, customer_id=customer_id, limit=wanted)
+    else:
+        picks = rec.best_sellers(session=session, limit=wanted)
+    return product_views(session=session, external_ids=[p.product for p in picks], limit=limit)
+
+
+def product_views(
+    *, session: Session, external_ids: list[str], limit: int | None = None
+) -> list[ProductView]:
+    """The products, in the order given, that can be offered: in stock, not customised."""
     products = session.scalars(
-        select(Product).where(Product.id.in_(ids)).options(selectinload(Product.variants))
+        select(Product)
+        .where(Product.external_id.in_(external_ids), Product.customised.is_(False))
+        .options(selectinload(Product.variants))
     ).all()
-    by_id = {p.id: p for p in products}
-    views = [_view(by_id[i]) for i in ids if i in by_id]
-    return [v for v in views if v.in_stock()][:limit]
+    by_id = {p.external_id: _view(p) for p in products}
+    views = [by_id[e] for e in external_ids if e in by_id and by_id[e].in_stock()]
+    return views[:limit] if limit is not None else views
 
 
 def care_code(material: str | None) -> str:

@@ -24,8 +24,9 @@ categories they bought from, then of the whole store, fill in.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -49,9 +50,13 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from bot.clock import Clock, utcnow
 from bot.errors import NotFound
-from bot.models import Order, OrderItem, Product, Variant
+from bot.models import Message, Order, OrderItem, Outcome, Product, Variant
 from bot.models.base import UTCDateTime
 from bot.models.crm import PURCHASED_ORDER_STATUSES, ProductAssociation, ProductPopularity
+from bot.sentiment import NEGATIVE_THRESHOLD
+from bot.services.consent import has_marketing_consent
+from bot.services.outcomes import Turn, record, replay
+from bot.services.products import product_views
 
 MIN_PAIR_CUSTOMERS = 3  # fewer customers than this is an anecdote, not a rule
 # Rules a customer is offered by: bought together by at least 20 customers (rarer pairs are
@@ -267,6 +272,14 @@ def _best_sellers(
     return [(p, n) for p, n in rows if p.id not in exclude][:limit]
 
 
+def best_sellers(*, session: Session, limit: int = 3) -> list[Recommendation]:
+    """The store's best-sellers (most buyers), for a shopper the store knows nothing about."""
+    return [
+        _offer(p, "best_seller", float(n))
+        for p, n in _best_sellers(session, categories=None, exclude=set(), limit=limit)
+    ]
+
+
 def recommend_for_customer(
     *,
     session: Session,
@@ -364,3 +377,76 @@ def _offer(
         round(score, 4),
         because_of,
     )
+
+
+# --- offering one after a resolved journey -------------------------------------------------
+
+OFFER_KIND = "recommendation_offered"
+# Journeys that end with the shopper's need met; after a complaint, a cancellation, a
+# refund or a return a product suggestion would be tone-deaf.
+RESOLVED_JOURNEYS = ("delay_accepted", "invoice_requested", "exchange_requested")
+
+
+def offer_after_journey(
+    *, session: Session, turn: Turn, limit: int = 1, clock: Clock = utcnow
+) -> list[Recommendation]:
+    """What to offer a shopper whose journey this turn resolved (it recorded one of
+    ``RESOLVED_JOURNEYS``), or nothing: only a known customer who consented to marketing
+    (checked now, so a withdrawal stops it at once), at most once per conversation, never
+    in a conversation with a complaint or an upset message. What is offered is recorded as an outcome
+    (``recommendation_offered``) with the turn, so a retried turn offers the same once."""
+    if turn.customer_id is None or turn.conversation_id is None:
+        return []
+    done = replay(session=session, turn=turn, kind=OFFER_KIND)
+    if done is not None:
+        return [
+            Recommendation(**{**r, "because_of": tuple(r["because_of"])})
+            for r in done.get("offers", [])
+        ]
+    resolved = session.scalar(
+        select(func.count())
+        .select_from(Outcome)
+        .where(Outcome.message_id == turn.message_id, Outcome.kind.in_(RESOLVED_JOURNEYS))
+    )
+    if not resolved or not has_marketing_consent(session=session, customer_id=turn.customer_id):
+        return []
+    earlier = session.scalar(
+        select(func.count())
+        .select_from(Outcome)
+        .where(
+            Outcome.conversation_id == turn.conversation_id,
+            Outcome.kind.in_([OFFER_KIND, "complaint_recorded"]),
+        )
+    )
+    upset = session.scalar(
+        select(func.count())
+        .select_from(Message)
+        .where(
+            Message.conversation_id == turn.conversation_id,
+            Message.role == "shopper",
+            Message.sentiment <= NEGATIVE_THRESHOLD,
+        )
+    )
+    if earlier or upset:
+        return []
+    picks = recommend_for_customer(session=session, customer_id=turn.customer_id, limit=limit * 3)
+    offerable = {
+        v.external_id
+        for v in product_views(session=session, external_ids=[p.product for p in picks])
+    }
+    offers = [p for p in picks if p.product in offerable][:limit]
+    if offers:
+        record(
+            session=session,
+            turn=turn,
+            kind=OFFER_KIND,
+            detail={"offers": [_offer_detail(o) for o in offers]},
+            clock=clock,
+        )
+    return offers
+
+
+def _offer_detail(offer: Recommendation) -> dict[str, Any]:
+    detail = asdict(offer)
+    detail["because_of"] = list(offer.because_of)
+    return detail

@@ -15,6 +15,7 @@ from actions.delay import (
 )
 from bot.db import session_scope
 from bot.models import Coupon, Order
+from bot.services import consent
 from tests.actions.journey_support import (
     customer_id,
     customer_whose_latest_order,
@@ -282,3 +283,38 @@ async def test_a_racing_retry_finds_what_the_first_run_recorded(app_db: str) -> 
     change = await in_session(racing)
     assert change.replayed and len(calls) == 2
     assert outcomes("race-1") == ["delay_accepted"]
+
+
+async def test_accepting_the_delay_brings_one_offer_to_a_consenting_shopper(app_db: str) -> None:
+    """李娜 bought a blue shirt and a red tie: once she consented to marketing, accepting the
+    delay is followed by the navy jacket; without consent there is no offer."""
+    cid = customer_id("C00003")
+    number = latest_order(cid).order_number
+    detail = {"order_number": number, "shipped": False, "total_fen": 100}
+    plain, _ = await run(
+        ActionAcceptDelay(),
+        intent="affirm",
+        customer_id=cid,
+        message_id="offer-0",
+        pending="delay_acceptance",
+        detail=detail,
+    )
+    assert responses(plain) == ["utter_delay_accepted"]
+    with session_scope() as session:
+        consent.grant(session=session, customer_id=cid, source="widget")
+    try:
+        offered, _ = await run(
+            ActionAcceptDelay(),
+            intent="affirm",
+            customer_id=cid,
+            message_id="offer-1",
+            pending="delay_acceptance",
+            detail=detail,
+            language="en",
+        )
+    finally:
+        with session_scope() as session:
+            consent.withdraw(session=session, customer_id=cid, source="widget")
+    assert responses(offered) == ["utter_delay_accepted", "utter_offer_after_journey"]
+    assert offered.messages[1]["product"].startswith("Navy blazer ¥")
+    assert outcomes("offer-1") == ["delay_accepted", "recommendation_offered"]

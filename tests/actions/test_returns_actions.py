@@ -16,6 +16,7 @@ from bot.models import ServiceRequest
 from tests.actions.journey_support import (
     customer_id,
     entity,
+    latest_order,
     new_delivered_order,
     outcomes,
     responses,
@@ -93,12 +94,15 @@ async def test_past_seven_days_and_excluded_goods_are_refused_politely(app_db: s
 
 
 async def test_not_delivered_yet(app_db: str) -> None:
+    cid = customer_id("C00003")  # her latest order is late and unshipped
+    number = latest_order(cid).order_number
     dispatcher, _ = await run(
         ActionOfferReturn(),
         intent="return_refund",
-        text="I want to return it",
-        customer_id=customer_id("C00003"),
+        text=f"I want to return order {number}",
+        customer_id=cid,
         language="en",
+        entities=[entity("order_number", number)],
     )
     assert responses(dispatcher) == ["utter_return_not_eligible"]
     assert "hasn't been delivered" in dispatcher.messages[0]["reason"]

@@ -13,9 +13,12 @@ from sqlalchemy.orm import Session
 from bot.cli import migrate
 from bot.db import make_engine
 from bot.errors import NotFound
-from bot.models import Customer, Order, OrderItem, Product, Variant
+from bot.models import Customer, Order, OrderItem, Outcome, Product, Variant
 from bot.models.crm import PURCHASED_ORDER_STATUSES
+from bot.services import consent, products
 from bot.services import recommendations as rec
+from bot.services.conversations import record_inbound, start_session
+from bot.services.outcomes import Turn, record
 from tests.conftest import FIXED_NOW, fixed_clock
 from tests.support.postgres import create_database
 
@@ -232,3 +235,76 @@ def test_blue_shirt_and_red_tie_buyers_are_offered_the_navy_jacket(session: Sess
         r for r in rec.rules_from(session=session, product="P-SLK") if r.consequent == "P-BLZ"
     )
     assert rule.lift > 1.5 and rule.confidence > 0.4
+
+
+def _li_na_turn(session: Session, message_id: str, conversation_id: str) -> Turn:
+    li = session.scalars(select(Customer.id).where(Customer.external_id == "C00003")).one()
+    record(session=session, turn=Turn(message_id, li, conversation_id), kind="delay_accepted")
+    return Turn(message_id, li, conversation_id)
+
+
+def test_an_offer_after_a_resolved_journey_needs_consent_and_comes_once(session: Session) -> None:
+    """李娜 bought a blue shirt and a red tie (the demo seed): after she accepts a delay she is
+    offered the navy jacket — once she consented, once per conversation, the same on a retry,
+    and not after she withdraws."""
+    rec.recompute_rules(session=session, clock=fixed_clock)
+    turn = _li_na_turn(session, "accept-1", "conv-1")
+    assert turn.customer_id is not None
+    assert rec.offer_after_journey(session=session, turn=turn) == []  # no consent yet
+    consent.grant(session=session, customer_id=turn.customer_id, source="widget")
+    offers = rec.offer_after_journey(session=session, turn=turn)
+    assert [o.product for o in offers] == ["P-BLZ"] and offers[0].reason == "co_purchase"
+    assert rec.offer_after_journey(session=session, turn=turn) == offers  # a retried turn
+    kinds = session.scalars(select(Outcome.kind).where(Outcome.conversation_id == "conv-1")).all()
+    assert sorted(kinds) == ["delay_accepted", "recommendation_offered"]
+    # Once per conversation: another resolved journey in it offers nothing more.
+    again = _li_na_turn(session, "accept-2", "conv-1")
+    assert rec.offer_after_journey(session=session, turn=again) == []
+    # A turn that resolved nothing (no outcome of a resolved journey) offers nothing.
+    plain = Turn("hello-1", turn.customer_id, "conv-2")
+    assert rec.offer_after_journey(session=session, turn=plain) == []
+    # Withdrawn: nothing, at once.
+    consent.withdraw(session=session, customer_id=turn.customer_id, source="widget")
+    assert rec.offer_after_journey(session=session, turn=_li_na_turn(session, "a-3", "c-3")) == []
+
+
+def test_no_offer_to_an_upset_shopper_or_after_a_complaint(session: Session) -> None:
+    rec.recompute_rules(session=session, clock=fixed_clock)
+    chat = start_session(
+        session=session, visitor_id=None, customer_external_id="C00003", clock=fixed_clock
+    )
+    record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="angry",
+        text="太慢了，气死我了",
+        sentiment=-0.8,
+        clock=fixed_clock,
+    )
+    turn = _li_na_turn(session, "accept-upset", chat.conversation_id)
+    assert turn.customer_id is not None
+    consent.grant(session=session, customer_id=turn.customer_id, source="widget")
+    assert rec.offer_after_journey(session=session, turn=turn) == []
+    complained = _li_na_turn(session, "accept-c", "conv-complaint")
+    record(
+        session=session,
+        turn=Turn("c-1", turn.customer_id, "conv-complaint"),
+        kind="complaint_recorded",
+    )
+    assert rec.offer_after_journey(session=session, turn=complained) == []
+
+
+def test_the_bot_recommends_from_the_rules(session: Session) -> None:
+    """One recommender: the product's co-purchases, a customer's history, else best-sellers —
+    only products in stock and never customised ones."""
+    rec.recompute_rules(session=session, clock=fixed_clock)
+    with_tie = products.recommendations(session=session, product_external_id="P-SLK")
+    assert {"P-OXF", "P-BLZ"} <= {p.external_id for p in with_tie}  # its buyers' shirt, jacket
+    assert "P-SLK" not in {p.external_id for p in with_tie}
+    li = session.scalars(select(Customer.id).where(Customer.external_id == "C00003")).one()
+    assert products.recommendations(session=session, customer_id=li)[0].external_id == "P-BLZ"
+    best = products.recommendations(session=session)
+    assert len(best) == 3
+    customised = session.scalars(select(Product.external_id).where(Product.customised)).all()
+    assert not {p.external_id for p in best} & set(customised)
+    assert all(p.in_stock() for p in best)

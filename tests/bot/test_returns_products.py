@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.errors import NotEligible
-from bot.models import Customer, Order, OrderItem, Product, ServiceRequest, Shipment, Variant
+from bot.models import Customer, Order, OrderItem, ServiceRequest, Shipment, Variant
 from bot.services.outcomes import Turn
 from bot.services.policies import recommend_size, shipping_policy
 from bot.services.products import (
@@ -19,7 +19,6 @@ from bot.services.products import (
     care_code,
     find_product,
     match_products,
-    recommendations,
     size_advice,
 )
 from bot.services.returns import (
@@ -279,16 +278,6 @@ def test_aspects_and_care() -> None:
     assert aspects("我175 140斤穿什么码") == ["size"]
     assert aspects("is this in stock in M") == ["stock"]
     assert care_code("100% mulberry silk") == "silk" and care_code("cotton poplin") == "cotton"
-
-
-def test_recommendations_follow_what_buyers_bought(session: Session) -> None:
-    with_shirt = recommendations(session=session, product_external_id="P-OXF")
-    assert with_shirt and all(p.external_id != "P-OXF" for p in with_shirt)
-    assert "P-SLK" in {p.external_id for p in with_shirt}
-    best = recommendations(session=session)
-    assert len(best) == 3
-    customised = session.scalars(select(Product.external_id).where(Product.customised)).all()
-    assert not {p.external_id for p in best} & set(customised)
 
 
 def test_shipping_policy_comes_from_settings() -> None:
