@@ -2,7 +2,9 @@
 database with generate_series, then the figures issue 7 asks for.
 
 Measures: profile look-up p50/p95 (one query: customer by the store's id, RFM, tags, five
-latest orders, three latest conversations), recommendation look-up p95, segment counts, the RFM
+latest orders, three latest conversations), recording a turn p50/p95 (the gateway's two
+commits per shopper message: the message stored before acting, then its NLU result, the
+bot's reply and the customer's turn tags), recommendation look-up p95, segment counts, the RFM
 recompute, the co-purchase recompute, and this process's peak memory (ru_maxrss; the
 database server's own memory is not counted). ``--scale 0.001`` is the smoke size CI runs.
 
@@ -42,6 +44,13 @@ from bot.cli import migrate  # noqa: E402
 from bot.db import make_engine  # noqa: E402
 from bot.models import Customer  # noqa: E402
 from bot.services import recommendations, rfm, segments  # noqa: E402
+from bot.services.conversations import (  # noqa: E402
+    Reply,
+    TurnOutcome,
+    record_inbound,
+    record_turn,
+    start_session,
+)
 
 FULL_CUSTOMERS = 2_000_000
 FULL_ORDERS = 10_000_000
@@ -53,6 +62,7 @@ NAMED = {1: ("P-OXF", "shirt"), 2: ("P-SLK", "tie"), 3: ("P-BLZ", "jacket")}
 INTENTS = ("where_is_my_order", "complain", "ask_return", "greet", "ask_coupon", "thanks")
 TARGETS = {
     "profile_p95_ms": 5.0,
+    "turn_p95_ms": 10.0,
     "segment_count_s": 5.0,
     "rfm_recompute_s": 300.0,
     "rules_recompute_s": 300.0,
@@ -188,6 +198,8 @@ class Figures:
     rules: int
     profile_p50_ms: float
     profile_p95_ms: float
+    turn_p50_ms: float
+    turn_p95_ms: float
     recommend_p95_ms: float
     navy_segment_count: int
     navy_segment_count_s: float
@@ -199,6 +211,7 @@ class Figures:
     def verdicts(self) -> dict[str, bool]:
         return {
             "profile_p95_ms": self.profile_p95_ms < TARGETS["profile_p95_ms"],
+            "turn_p95_ms": self.turn_p95_ms < TARGETS["turn_p95_ms"],
             "segment_count_s": max(self.navy_segment_count_s, self.busy_segment_count_s)
             < TARGETS["segment_count_s"],
             "rfm_recompute_s": self.rfm_recompute_s < TARGETS["rfm_recompute_s"],
@@ -239,6 +252,44 @@ def profile(session: Session, external_id: str) -> dict[str, Any]:
     ix_order_customer_placed, ix_conversation_customer)."""
     row = session.execute(PROFILE, {"external_id": external_id}).mappings().one()
     return dict(row)
+
+
+TURN_INTENTS = ("where_is_my_order", "shipping_delay", "complaint", "greet", "thanks")
+
+
+def record_turns(session_factory: Callable[[], Session], external_ids: list[str]) -> list[float]:
+    """Each customer opens a conversation (not timed), then sends two messages; each timed
+    message is what the gateway commits for it: ``record_inbound`` (stored before anything
+    acts on it), then ``record_turn`` (NLU result, one reply, turn tags), two transactions."""
+    conversations: list[str] = []
+    with session_factory() as session:
+        for external_id in external_ids:
+            chat = start_session(session=session, visitor_id=None, customer_external_id=external_id)
+            conversations.append(chat.conversation_id)
+        session.commit()
+    timings: list[float] = []
+    for n in range(2 * len(conversations)):
+        conversation_id = conversations[n % len(conversations)]
+        intent = TURN_INTENTS[n % len(TURN_INTENTS)]
+        start = time.perf_counter()
+        with session_factory() as session:
+            inbound = record_inbound(
+                session=session, conversation_id=conversation_id, client_msg_id=f"b{n}",
+                text="我的快递怎么还没到", sentiment=-0.1,
+            )  # fmt: skip
+            session.commit()
+            message_id = inbound.message.id
+        with session_factory() as session:
+            record_turn(
+                session=session, message_id=message_id,
+                outcome=TurnOutcome(
+                    replies=[Reply("您的订单已发货，预计明天送达。")], intent=intent,
+                    confidence=0.93, language="zh", actions=["action_order_status"],
+                ),
+            )  # fmt: skip
+            session.commit()
+        timings.append((time.perf_counter() - start) * 1000)
+    return timings
 
 
 def planted_step(customers: int) -> int:
@@ -336,10 +387,16 @@ def run(
             session=session, customer_id=planted_id or 0
         )
         navy_recommended = "P-BLZ" in [o.product for o in offers]
+        turn_ids = ids[: max(100, lookups // 4)]
+    record_turns(lambda: Session(engine), turn_ids[:10])  # warm up
+    turn_ms = record_turns(lambda: Session(engine), turn_ids)
+    with Session(engine) as session:
         navy, navy_s = _timed(lambda: segments.count_members(session=session, rule=NAVY_SEGMENT))
         busy, busy_s = _timed(lambda: segments.count_members(session=session, rule=BUSY_SEGMENT))
     out(f"profile look-up: p50 {statistics.median(profile_ms):.2f} ms, "
         f"p95 {_percentile(profile_ms, 0.95):.2f} ms ({len(profile_ms)} look-ups)")  # fmt: skip
+    out(f"recording a turn: p50 {statistics.median(turn_ms):.2f} ms, "
+        f"p95 {_percentile(turn_ms, 0.95):.2f} ms ({len(turn_ms)} turns)")  # fmt: skip
     out(f"navy-jacket segment: {navy:,} customers in {navy_s:.2f} s; "
         f"busy segment: {busy:,} in {busy_s:.2f} s")  # fmt: skip
     engine.dispose()
@@ -355,6 +412,8 @@ def run(
         rules=report.rules,
         profile_p50_ms=round(statistics.median(profile_ms), 3),
         profile_p95_ms=round(_percentile(profile_ms, 0.95), 3),
+        turn_p50_ms=round(statistics.median(turn_ms), 3),
+        turn_p95_ms=round(_percentile(turn_ms, 0.95), 3),
         recommend_p95_ms=round(_percentile(recommend_ms, 0.95), 3),
         navy_segment_count=navy,
         navy_segment_count_s=round(navy_s, 3),

@@ -39,5 +39,7 @@ def test_bench_crm_at_one_thousandth(postgres_server: str) -> None:
     assert figures.navy_recommended  # a planted shirt-and-tie buyer is offered the jacket
     assert figures.navy_segment_count >= planted // 3  # the half without the jacket, mostly
     assert 0 < figures.profile_p50_ms <= figures.profile_p95_ms
+    assert 0 < figures.turn_p50_ms <= figures.turn_p95_ms
+    assert any("recording a turn" in line for line in lines)
     assert figures.peak_memory_mb > 0
     assert any("RFM recompute" in line for line in lines)
