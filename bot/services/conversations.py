@@ -20,7 +20,8 @@ from sqlalchemy.orm import Session
 from bot.clock import Clock, utcnow
 from bot.errors import InvalidToken, NotFound, RateLimited
 from bot.models import Conversation, Customer, Message, Staff, Visitor
-from bot.models.handoff import AgentMessage
+from bot.models.handoff import AgentMessage, Ticket
+from bot.models.service import Outcome
 from bot.services import tags
 
 
@@ -157,11 +158,7 @@ def start_session(
             raise InvalidToken("the store token names a customer Kefu does not know")
         visitor.customer_id = customer.id
         session.flush()
-        session.execute(
-            update(Conversation)
-            .where(Conversation.visitor_id == visitor.id, Conversation.customer_id.is_(None))
-            .values(customer_id=customer.id)
-        )
+        _merge_anonymous(session, visitor.id, customer.id, clock)
 
     customer_id = customer.id if customer else None
     conversation = session.scalars(
@@ -200,6 +197,30 @@ def start_session(
         language=conversation.language,
         created=created,
     )
+
+
+def _merge_anonymous(session: Session, visitor_id: str, customer_id: int, clock: Clock) -> None:
+    """The visitor's anonymous history becomes the customer's: its conversations, and what
+    happened in them (outcomes such as a complaint, callback tickets); then the customer's
+    turn tags catch up (``tags.apply_turn_rules``). A typed phone number never does this —
+    only a verified store login reaches here."""
+    anonymous = list(
+        session.scalars(
+            select(Conversation.id).where(
+                Conversation.visitor_id == visitor_id, Conversation.customer_id.is_(None)
+            )
+        )
+    )
+    if not anonymous:
+        return
+    for table in (Conversation, Outcome, Ticket):
+        key = table.id if table is Conversation else table.conversation_id
+        session.execute(
+            update(table)
+            .where(key.in_(anonymous), table.customer_id.is_(None))
+            .values(customer_id=customer_id)
+        )
+    tags.apply_turn_rules(session=session, customer_id=customer_id, clock=clock)
 
 
 def find_inbound(*, session: Session, conversation_id: str, client_msg_id: str) -> Inbound | None:

@@ -3,10 +3,14 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.models import Conversation, Customer, Message
+from bot.models import Conversation, Customer, Message, Outcome
+from bot.models.crm import CustomerTag
+from bot.models.handoff import Ticket
 from bot.services import conversations as conv
+from bot.services import outcomes
 from bot.services.conversations import Reply, TurnOutcome
-from tests.conftest import fixed_clock
+from bot.services.outcomes import Turn
+from tests.conftest import FIXED_NOW, fixed_clock
 
 
 def _open(
@@ -110,6 +114,42 @@ def test_login_merges_the_visitors_anonymous_conversations(session: Session) -> 
     merged = session.get(Conversation, anonymous.conversation_id)
     assert merged is not None and merged.customer_id == customer.id
     assert logged_in.conversation_id == anonymous.conversation_id
+
+
+def test_login_brings_the_anonymous_complaint_and_callback_along(session: Session) -> None:
+    """What the visitor did before logging in — a complaint, a callback ticket, the turns —
+    is the customer's once the store vouches for them; the complainer tag follows at once."""
+    anonymous = _open(session)
+    inbound = _inbound(session, anonymous, "a-1", "你们太差了，我要投诉")
+    conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("非常抱歉")], intent="complaint"),
+    )
+    outcomes.record_complaint(
+        session=session, turn=Turn("rasa-1", None, anonymous.conversation_id), text="太差了"
+    )
+    session.add(
+        Ticket(
+            conversation_id=anonymous.conversation_id,
+            reason="off_hours",
+            callback_phone="13800138000",
+            created_at=FIXED_NOW,
+            updated_at=FIXED_NOW,
+        )
+    )
+    session.flush()
+    _open(session, visitor_id=anonymous.visitor_id, customer="C00004")
+    james = session.scalars(select(Customer.id).where(Customer.external_id == "C00004")).one()
+    where = Outcome.conversation_id == anonymous.conversation_id
+    assert set(session.scalars(select(Outcome.customer_id).where(where))) == {james}
+    ticket = session.scalars(
+        select(Ticket).where(Ticket.conversation_id == anonymous.conversation_id)
+    ).one()
+    assert ticket.customer_id == james
+    tags = session.scalars(select(CustomerTag.tag).where(CustomerTag.customer_id == james)).all()
+    assert "complainer" in tags
 
 
 def test_anonymous_session_never_continues_a_logged_in_one(session: Session) -> None:
