@@ -42,6 +42,27 @@ def seed() -> None:
     print(f"seeded: {report}; {consenting} customers consented to marketing")
     print("demo shoppers:", ", ".join(f"{ext} {name}" for ext, name, *_ in DEMO_CUSTOMERS))
     recompute()  # the demo's segments and recommendations need scores and rules from the start
+    settings = get_settings()
+    if settings.demo_store and settings.environment == "development":
+        seed_staff(quiet=True)  # the demo history's agents answer as these accounts
+        demo_history()
+
+
+def demo_history(days: int = 30) -> None:
+    """A month of synthetic conversations, handoffs and satisfaction answers for the
+    analytics dashboard, marked as demo data (bot/services/analytics_demo.py); once."""
+    from bot.db import session_scope
+    from bot.services.analytics_demo import write_demo_history
+
+    with session_scope() as session:
+        made = write_demo_history(session=session, days=days, tz=get_settings().store_timezone)
+    if made.conversations:
+        print(
+            f"demo history: {made.conversations} conversations, {made.messages} messages, "
+            f"{made.handoffs} handoffs, {made.csat} satisfaction questions"
+        )
+    else:
+        print("demo history already present")
 
 
 def catalogue_vocab(root: Path = PROJECT_ROOT) -> None:
@@ -71,7 +92,7 @@ def catalogue_vocab(root: Path = PROJECT_ROOT) -> None:
     print(f"catalogue vocabulary: {len(zh)} Chinese and {len(en)} English product names")
 
 
-def seed_staff() -> None:
+def seed_staff(quiet: bool = False) -> None:
     """One staff account per role on first run, with generated passwords kept (0600) in
     var/staff_credentials.txt; prints them on every run so `make run` shows how to log in."""
     import os
@@ -100,7 +121,7 @@ def seed_staff() -> None:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write("\n".join(lines) + "\n")
-    if path.exists():
+    if path.exists() and not quiet:
         print(f"Console log-ins ({settings.public_url}/console/):")
         print(path.read_text(), end="")
 
@@ -194,6 +215,8 @@ def main(argv: list[str] | None = None) -> int:
     tok = sub.add_parser("customer-token", help="issue a store login token for a customer")
     tok.add_argument("external_id")
     sub.add_parser("recompute", help="rebuild RFM scores, co-purchase rules and rule tags")
+    hist = sub.add_parser("demo-history", help="synthetic conversation history for analytics")
+    hist.add_argument("--days", type=int, default=30)
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
     re = sub.add_parser("retrain", help="retrain with the reviewed corrections, evaluate, gate")
     re.add_argument("--allow-empty", action="store_true", help="retrain without corrections")
@@ -211,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
         catalogue_vocab()
     elif args.command == "customer-token":
         customer_token(args.external_id)
+    elif args.command == "demo-history":
+        demo_history(args.days)
     elif args.command == "recompute":
         recompute()
     elif args.command == "store-api-key":

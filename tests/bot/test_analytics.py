@@ -7,6 +7,7 @@ The data sit in 2030, away from anything else the shared test database holds.
 
 from __future__ import annotations
 
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
@@ -16,7 +17,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
@@ -528,3 +529,34 @@ def test_models_and_migration_agree_on_the_analytics_indexes(session: Session) -
         for index in inspect(session.connection()).get_indexes(table)
     }
     assert found >= ANALYTICS_INDEXES
+
+
+def test_demo_history_is_marked_closed_plausible_and_written_once(session: Session) -> None:
+    from bot.services.analytics_demo import DEMO_VISITOR_PREFIX, write_demo_history
+
+    now = datetime(2032, 1, 31, 12, tzinfo=timezone.utc)
+    started = time.perf_counter()
+    made = write_demo_history(session=session, days=30, tz=SHANGHAI, clock=lambda: now)
+    if session.get_bind().dialect.name == "sqlite":  # what `make seed` writes to
+        assert time.perf_counter() - started < 5
+    assert 1000 < made.conversations < 3000 and made.messages > 2 * made.conversations
+    assert made.handoffs > 50 and made.csat > 30
+    again = write_demo_history(session=session, days=30, tz=SHANGHAI, clock=lambda: now)
+    assert again.conversations == 0  # once only
+    rows = session.execute(
+        select(Conversation.state, Conversation.customer_id, Visitor.id)
+        .join(Visitor, Visitor.id == Conversation.visitor_id)
+        .where(Conversation.created_at >= now - timedelta(days=31))
+    ).all()
+    assert len(rows) == made.conversations
+    assert all(
+        v.startswith(DEMO_VISITOR_PREFIX) and s == "closed" and c is None for s, c, v in rows
+    )
+    board = analytics.dashboard(
+        session, start=date(2032, 1, 2), end=date(2032, 1, 31), tz=SHANGHAI, clock=lambda: now
+    )
+    kpi = board["kpi"]
+    assert kpi["conversations"] == made.conversations
+    assert 0.6 < kpi["containment"] < 0.95 and 0.0 < kpi["fallback_rate"] < 0.2
+    assert 3.0 < kpi["csat_mean"] < 5.0
+    assert sum(map(sum, board["heatmap"]["cells"])) == made.conversations
