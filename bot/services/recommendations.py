@@ -53,7 +53,7 @@ from bot.errors import NotFound
 from bot.models import Message, Order, OrderItem, Outcome, Product, Variant
 from bot.models.base import UTCDateTime
 from bot.models.crm import PURCHASED_ORDER_STATUSES, ProductAssociation, ProductPopularity
-from bot.sentiment import NEGATIVE_THRESHOLD
+from bot.sentiment import NEGATIVE_THRESHOLD, STRONG_THRESHOLD
 from bot.services.consent import has_marketing_consent
 from bot.services.outcomes import Turn, record, replay
 from bot.services.products import product_views
@@ -393,7 +393,8 @@ def offer_after_journey(
     """What to offer a shopper whose journey this turn resolved (it recorded one of
     ``RESOLVED_JOURNEYS``), or nothing: only a known customer who consented to marketing
     (checked now, so a withdrawal stops it at once), at most once per conversation, never
-    in a conversation with a complaint or an upset message. What is offered is recorded as an outcome
+    in a conversation with a complaint or an angry message, nor while the latest message is
+    still negative ("why is it late?" followed by "that's fine" is not upset any more). What is offered is recorded as an outcome
     (``recommendation_offered``) with the turn, so a retried turn offers the same once."""
     if turn.customer_id is None or turn.conversation_id is None:
         return []
@@ -418,15 +419,16 @@ def offer_after_journey(
             Outcome.kind.in_([OFFER_KIND, "complaint_recorded"]),
         )
     )
-    upset = session.scalar(
+    shopper = (Message.conversation_id == turn.conversation_id, Message.role == "shopper")
+    angry = session.scalar(
         select(func.count())
         .select_from(Message)
-        .where(
-            Message.conversation_id == turn.conversation_id,
-            Message.role == "shopper",
-            Message.sentiment <= NEGATIVE_THRESHOLD,
-        )
+        .where(*shopper, Message.sentiment <= STRONG_THRESHOLD)
     )
+    latest = session.scalar(
+        select(Message.sentiment).where(*shopper).order_by(Message.id.desc()).limit(1)
+    )
+    upset = angry or (latest is not None and latest <= NEGATIVE_THRESHOLD)
     if earlier or upset:
         return []
     picks = recommend_for_customer(session=session, customer_id=turn.customer_id, limit=limit * 3)

@@ -284,7 +284,22 @@ def test_no_offer_to_an_upset_shopper_or_after_a_complaint(session: Session) -> 
     turn = _li_na_turn(session, "accept-upset", chat.conversation_id)
     assert turn.customer_id is not None
     consent.grant(session=session, customer_id=turn.customer_id, source="widget")
-    assert rec.offer_after_journey(session=session, turn=turn) == []
+    assert rec.offer_after_journey(session=session, turn=turn) == []  # still upset
+    # "Why is it late?" then "that's fine": the latest word counts, unless it was anger.
+    calm = start_session(
+        session=session, visitor_id=None, customer_external_id="C00003", clock=fixed_clock
+    )
+    for n, (text, sentiment) in enumerate((("怎么还没发货", -0.62), ("可以接受", 0.0))):
+        record_inbound(
+            session=session,
+            conversation_id=calm.conversation_id,
+            client_msg_id=f"calm-{n}",
+            text=text,
+            sentiment=sentiment,
+            clock=fixed_clock,
+        )
+    offered = _li_na_turn(session, "accept-calm", calm.conversation_id)
+    assert [o.product for o in rec.offer_after_journey(session=session, turn=offered)] == ["P-BLZ"]
     complained = _li_na_turn(session, "accept-c", "conv-complaint")
     record(
         session=session,

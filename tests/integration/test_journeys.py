@@ -142,7 +142,9 @@ async def test_delay_accepted_in_chinese(stack: Stack, db: sa.Engine, shopper: C
     accepted = texts(await shopper.say("可以接受", payload="/affirm"))
     assert "优先为您发货" in accepted
     assert order_row(db, order["order_id"])["delay_accepted_at"] is not None
-    assert outcome_kinds(db, order["customer_id"]) == ["delay_accepted"]
+    # She bought the blue shirt and red tie and consented to offers: the blazer follows.
+    assert "根据您的购买记录" in accepted and "海军蓝西装外套" in accepted
+    assert outcome_kinds(db, order["customer_id"]) == ["delay_accepted", "recommendation_offered"]
 
 
 async def test_delay_declined_in_chinese_cancels_with_full_refund(
@@ -170,7 +172,8 @@ async def test_delay_accepted_in_english(stack: Stack, db: sa.Engine, shopper: C
     accepted = texts(await shopper.say("Yes, that's fine", payload="/affirm"))
     assert "Thank you" in accepted
     assert order_row(db, order["order_id"])["delay_accepted_at"] is not None
-    assert outcome_kinds(db, order["customer_id"]) == ["delay_accepted"]
+    assert "you might like" in accepted  # she consented to offers in the demo data
+    assert outcome_kinds(db, order["customer_id"]) == ["delay_accepted", "recommendation_offered"]
 
 
 async def test_delay_declined_in_english_takes_the_coupon(
