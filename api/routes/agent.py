@@ -23,6 +23,8 @@ cross-site form cannot send; ``GET /api/agent/me`` returns it. Errors are
 - ``POST /api/agent/conversations/{id}/claim`` → take it from the queue, or take over from
   the bot (the bot falls silent at once)
 - ``POST /api/agent/conversations/{id}/messages`` ``{"text"}`` → ``{"message": {...}}``
+- ``POST /api/agent/conversations/{id}/typing`` ``{"on": true|false}`` → the shopper sees
+  ``{"type": "typing", "on"}`` (the owner only; sending a message turns it off)
 - ``POST /api/agent/conversations/{id}/handback`` → back to the bot, which asks the shopper
   for a rating
 - ``POST /api/agent/conversations/{id}/close`` ``{"disposition": "resolved" | "unresolved" |
@@ -204,7 +206,25 @@ async def send(
     conversation_id: str, body: MessageIn, who: Agent, handoff: HandoffDep
 ) -> dict[str, Any]:
     message = await handoff.send(conversation_id, who.staff.id, body.text)
+    handoff.hub.publish(conversation_id, {"type": "typing", "on": False})  # the text is there
     return {"message": message.to_dict()}
+
+
+class TypingIn(BaseModel):
+    on: bool = True
+
+
+@router.post("/conversations/{conversation_id}/typing")
+async def typing(
+    conversation_id: str, body: TypingIn, who: Agent, handoff: HandoffDep
+) -> dict[str, Any]:
+    """The agent is typing (or stopped): the shopper's widget shows it. Only the owner's
+    typing is passed on; the console sends it at most every few seconds."""
+    owner = await _db(lambda s: service.owner(session=s, conversation_id=conversation_id))
+    if owner != who.staff.id:
+        raise HandoffConflict("this conversation is not yours")
+    handoff.hub.publish(conversation_id, {"type": "typing", "on": body.on})
+    return {"conversation_id": conversation_id, "on": body.on}
 
 
 @router.post("/conversations/{conversation_id}/handback")
