@@ -25,7 +25,9 @@ numbers stay findable.
 New messages are indexed by a session ``after_flush`` hook registered when this module is
 imported (the API imports it through ``bot.services.review``); ``python -m bot.cli reindex``
 rebuilds the index for existing data. ``delete_for_conversations`` removes index rows (the
-FTS5 rows follow through the triggers; the foreign keys also cascade from ``message``).
+FTS5 rows follow through the triggers; the foreign keys also cascade from ``message``); it
+is registered as a transcript hook of ``bot.privacy.erasure``, so erasure and retention call
+it.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from bot.errors import InvalidInput
 from bot.models.conversation import Message
 from bot.models.review import MessageSearch
+from bot.privacy.erasure import register_transcript_hook
 from bot.privacy.masking import StoreIdLookup
 from bot.privacy.views import for_role
 from bot.settings import PROJECT_ROOT
@@ -277,6 +280,15 @@ def _changed_text(message: Message) -> bool:
     from sqlalchemy import inspect
 
     return bool(inspect(message).attrs.text.history.has_changes())
+
+
+def _forget_transcripts(session: Session, conversation_ids: Sequence[str]) -> None:
+    delete_for_conversations(session, conversation_ids)
+
+
+# Erasure and retention remove these conversations' index rows first (their generic pass
+# would also find message_search by its conversation_id; this makes it explicit).
+register_transcript_hook(_forget_transcripts)
 
 
 @event.listens_for(Session, "after_flush")

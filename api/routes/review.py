@@ -11,6 +11,7 @@ the staff member's role may see it (``bot.privacy.views.for_role``: masked for o
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
@@ -22,6 +23,7 @@ from fastapi.responses import PlainTextResponse, RedirectResponse, Response, Str
 from sqlalchemy.orm import Session
 
 from api.routes.console import render, require_role
+from bot import search
 from bot.db import get_sessionmaker, run_with_retry
 from bot.errors import InvalidInput, KefuError, NotFound
 from bot.services import review as rv
@@ -284,3 +286,6 @@ async def stories_yaml(
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
+    # jieba builds its dictionary on first use (about a second): do it now, off the event
+    # loop, rather than in the first shopper message's flush.
+    threading.Thread(target=search.segment, args=("预热 warm up",), daemon=True).start()
