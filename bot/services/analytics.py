@@ -44,6 +44,7 @@ DEFAULT_DAYS = 14
 MAX_DAYS = 366
 RESOLVED_OUTCOMES = ("handed_back", "closed")
 
+_NOT_ENGAGED, _CONTAINED, _HANDED_OFF, _OTHER_HUMAN = 0, 1, 2, 3
 _DAY = "day"
 _HOUR = "hour"
 _SQLITE_FORMAT = {_DAY: "%Y-%m-%d", _HOUR: "%Y-%m-%d %H"}
@@ -187,37 +188,40 @@ def _conversation_hours(session: Session, p: Period) -> dict[tuple[date, int], d
     handoff = exists().where(Handoff.conversation_id == Conversation.id)
     ticket = exists().where(Ticket.conversation_id == Conversation.id)
     agent = exists().where(Message.conversation_id == Conversation.id, Message.role == "agent")
-    flags = (
+    # One kind per conversation, each EXISTS evaluated at most once (a CASE stops at the
+    # first match): grouped on, never repeated in the outer query, so neither backend
+    # re-runs the subqueries per aggregate.
+    kind = case(
+        (~shopper, _NOT_ENGAGED),
+        (handoff, _HANDED_OFF),
+        (ticket, _OTHER_HUMAN),
+        (agent, _OTHER_HUMAN),
+        else_=_CONTAINED,
+    )
+    cells = (
         select(
             local_text(Conversation.created_at, _HOUR, p, _dialect(session)).label("slot"),
-            case((shopper, 1), else_=0).label("engaged"),
-            case((handoff, 1), else_=0).label("handoff"),
-            case((ticket, 1), (agent, 1), else_=0).label("other_human"),
+            kind.label("kind"),
         )
         .where(_within(Conversation.created_at, p))
         .subquery()
     )
-    engaged = flags.c.engaged == 1
     rows = session.execute(
-        select(
-            flags.c.slot,
-            func.count(),
-            func.sum(flags.c.engaged),
-            func.sum(
-                case((and_(engaged, flags.c.handoff == 0, flags.c.other_human == 0), 1), else_=0)
-            ),
-            func.sum(case((and_(engaged, flags.c.handoff == 1), 1), else_=0)),
-        ).group_by(flags.c.slot)
+        select(cells.c.slot, cells.c.kind, func.count()).group_by(cells.c.slot, cells.c.kind)
     ).all()
     found: dict[tuple[date, int], dict[str, int]] = {}
-    for slot, total, engaged_n, contained_n, handed_n in rows:
-        day, hour = date.fromisoformat(slot[:10]), int(slot[11:13])
-        found[(day, hour)] = {
-            "conversations": int(total),
-            "engaged": int(engaged_n or 0),
-            "contained": int(contained_n or 0),
-            "handed_off": int(handed_n or 0),
-        }
+    for slot, kind_n, n in rows:
+        key = (date.fromisoformat(slot[:10]), int(slot[11:13]))
+        counts = found.setdefault(
+            key, {"conversations": 0, "engaged": 0, "contained": 0, "handed_off": 0}
+        )
+        counts["conversations"] += n
+        if kind_n != _NOT_ENGAGED:
+            counts["engaged"] += n
+        if kind_n == _CONTAINED:
+            counts["contained"] += n
+        elif kind_n == _HANDED_OFF:
+            counts["handed_off"] += n
     return found
 
 
