@@ -63,5 +63,14 @@
       event.preventDefault();
     }
   });
+  // A poll answered by the log-in page (the session ended): go there instead of swapping
+  // the whole page into the board.
+  document.body.addEventListener("htmx:beforeSwap", (event) => {
+    const xhr = event.detail.xhr;
+    if (xhr && xhr.responseURL && new URL(xhr.responseURL).pathname === "/console/login") {
+      event.detail.shouldSwap = false;
+      location.assign("/console/login?next=" + encodeURIComponent(location.pathname));
+    }
+  });
   connect();
 })();
