@@ -18,7 +18,7 @@ MODEL_ID = $(shell $(PY310) scripts/model_id.py)
 MODEL = models/kefu-$(MODEL_ID).tar.gz
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: help install train validate init seed run test test-fast lint bench bench-crm eval retrain lock clean
+.PHONY: help install train validate init seed run test test-fast lint bench bench-crm bench-ops eval retrain lock clean
 
 help: ## Show this help
 	@grep -hE '^[a-z][a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*?## "}{printf "  \033[36m%-10s\033[0m %s\n", $$1, $$2}'
@@ -87,11 +87,15 @@ eval: train ## Measure NLU on the held-out set (per language); fails below the t
 retrain: train init ## Retrain with the reviewed corrections, evaluate, gate (see /console/models)
 	$(APP_PY) -m bot.cli retrain
 
-bench: train ## Turn latency through the gateway vs straight to Rasa, same run
+bench: train ## Turn latency through the gateway vs straight to Rasa, same run; then ops review over 1M messages
 	KEFU_MODEL=$(MODEL) $(APP_PY) bench/turn_latency.py
+	$(APP_PY) bench/ops.py --messages $(or $(MESSAGES),1000000)
 
 bench-crm: install ## CRM at scale on a temporary PostgreSQL: 2M customers, 10M orders (SCALE=0.001 for a smoke run)
 	$(APP_PY) bench/crm.py --scale $(or $(SCALE),1)
+
+bench-ops: install ## Ops review at scale on a temporary PostgreSQL: list, filters, search over 1M messages (MESSAGES=20000 for a smoke run)
+	$(APP_PY) bench/ops.py --messages $(or $(MESSAGES),1000000)
 
 clean: ## Remove environments, models and local data
 	rm -rf $(TOOLS) $(ENGINE) $(APP) models var .pytest_cache .mypy_cache .ruff_cache
