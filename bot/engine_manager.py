@@ -49,6 +49,7 @@ T = TypeVar("T")
 WARM_UP_TEXTS = ("你好", "hello")
 HEARTBEAT_SECONDS = 2.0
 PR_SET_PDEATHSIG = 1
+LOADING_NICE = 10
 
 
 class StartFailed(Exception):
@@ -82,8 +83,10 @@ class RasaProcess:
         credentials: Path,
         endpoints: Path,
         log_dir: Path | None = None,
+        nice: int = 0,
     ) -> None:
         self.model = model
+        self.nice = nice
         self.port = port
         self.settings = settings
         self.credentials = credentials
@@ -126,10 +129,28 @@ class RasaProcess:
             stderr=subprocess.STDOUT if out is not None else None,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
-            preexec_fn=_die_with_parent,
+            preexec_fn=self._in_child,
         )
         logger.info("started rasa pid %s on %s with %s", self.proc.pid, self.url, self.model)
         return self
+
+    def _in_child(self) -> None:
+        _die_with_parent()
+        if self.nice:
+            os.nice(self.nice)
+
+    def renice(self) -> None:
+        """Back to normal priority, every thread (Linux niceness is per thread); where the
+        system does not allow raising priority again, it stays low."""
+        if not self.nice or self.proc is None:
+            return
+        try:
+            threads = os.listdir(f"/proc/{self.proc.pid}/task")
+        except OSError:
+            threads = [str(self.proc.pid)]
+        for tid in threads:
+            with contextlib.suppress(OSError, ValueError):
+                os.setpriority(os.PRIO_PROCESS, int(tid), 0)
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -234,7 +255,7 @@ class EngineManager:
         except Exception:  # a database hiccup must not take the engine down
             logger.warning("heartbeat failed", exc_info=True)
 
-    def _spawn(self, model: Path, port: int) -> RasaProcess:
+    def _spawn(self, model: Path, port: int, *, nice: int = 0) -> RasaProcess:
         return RasaProcess(
             model=model,
             port=port,
@@ -242,6 +263,7 @@ class EngineManager:
             credentials=self.credentials,
             endpoints=self.endpoints,
             log_dir=self.log_dir,
+            nice=nice,
         ).start()
 
     def _free_port(self, *, besides: int | None = None) -> int:
@@ -292,7 +314,9 @@ class EngineManager:
             model = lifecycle.resolve(version.model_path)
             if not model.exists():
                 raise StartFailed(f"model file missing: {version.model_path}")
-            new = self._spawn(model, self._free_port(besides=old.port))
+            # Loading a model is minutes of CPU on a small machine: at low priority, so the
+            # serving Rasa keeps its turn deadlines meanwhile.
+            new = self._spawn(model, self._free_port(besides=old.port), nice=LOADING_NICE)
             new.wait_ready(self.settings.engine_start_timeout_seconds, beat=self._beat)
         except StartFailed as exc:
             if new is not None:
@@ -304,6 +328,7 @@ class EngineManager:
             )
             return False
         ready = new
+        ready.renice()
         generation = self.unit(
             lambda s: lifecycle.publish(
                 session=s,
@@ -358,6 +383,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-dir", type=Path, help="Rasa output to files here (else stdout)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not every readiness poll
     model = args.model or (Path(os.environ["KEFU_MODEL"]) if os.environ.get("KEFU_MODEL") else None)
     manager = EngineManager(
         get_settings(),
