@@ -57,7 +57,8 @@
       ticketThanks: "已收到您的留言，我们会尽快联系您。",
       badToken: "登录状态已失效，已切换为游客身份。",
       consent: "接收店铺的优惠和新品推荐（可随时取消）",
-      consentRenew: "隐私条款已更新，请重新确认是否接收优惠推荐。"
+      consentRenew: "隐私条款已更新，请重新确认是否接收优惠推荐。",
+      myData: "下载我的数据", myDataFailed: "暂时无法生成下载链接，请稍后再试。"
     },
     en: {
       title: "Customer service", open: "Open customer service chat", close: "Close chat",
@@ -81,7 +82,8 @@
       ticketThanks: "Thank you, we will get back to you soon.",
       badToken: "Your store login has expired; continuing as a guest.",
       consent: "Send me the store's offers and recommendations (you can stop any time)",
-      consentRenew: "Our privacy terms changed: please confirm whether you want offers."
+      consentRenew: "Our privacy terms changed: please confirm whether you want offers.",
+      myData: "Download my data", myDataFailed: "The download link could not be made; please try again later."
     }
   }[lang];
 
@@ -141,6 +143,8 @@
     "form button { font: inherit; padding: 0 14px; border: 0; border-radius: 8px; background: #1d3557; color: #fff; cursor: pointer; }",
     ".consent { display: flex; gap: 6px; align-items: flex-start; padding: 6px 12px; font-size: 12px; color: #5b6476; background: #fff; border-top: 1px solid #e3e6ee; }",
     ".consent input { margin: 2px 0 0; }",
+    ".mydata { padding: 0 12px 6px; background: #fff; font-size: 12px; }",
+    ".mydata button { border: 0; background: none; padding: 0; color: #5b6476; text-decoration: underline; cursor: pointer; font: inherit; }",
     ".sr { position: absolute; width: 1px; height: 1px; overflow: hidden; clip: rect(0 0 0 0); white-space: nowrap; }",
     "@media (max-width: 480px) {",
     "  .panel { right: 0; bottom: 0; width: 100vw; height: 100%; border-radius: 0; }",
@@ -206,7 +210,11 @@
   var consentText = el("span", {}, TEXT.consent);
   consentRow.appendChild(consentBox);
   consentRow.appendChild(consentText);
-  [header, status, handoff, log, typing, form, consentRow].forEach(function (n) { panel.appendChild(n); });
+  // The shopper's own data export (a short-lived signed link), also for logged-in shoppers.
+  var dataRow = el("div", { class: "mydata", hidden: "" });
+  var dataButton = el("button", { type: "button" }, TEXT.myData);
+  dataRow.appendChild(dataButton);
+  [header, status, handoff, log, typing, form, consentRow, dataRow].forEach(function (n) { panel.appendChild(n); });
   root.appendChild(launcher);
   root.appendChild(panel);
 
@@ -379,7 +387,8 @@
   }
 
   function showConsent(state) {
-    if (!state) { consentRow.setAttribute("hidden", ""); return; }
+    if (!state) { consentRow.setAttribute("hidden", ""); dataRow.setAttribute("hidden", ""); return; }
+    dataRow.removeAttribute("hidden");
     consentBox.checked = Boolean(state.marketing) && !state.needs_renewal;
     consentText.textContent = state.needs_renewal && state.consent ? TEXT.consentRenew : TEXT.consent;
     consentRow.removeAttribute("hidden");
@@ -531,6 +540,26 @@
   });
   consentBox.addEventListener("change", function () {
     if (connected) ws.send(JSON.stringify({ type: "consent", marketing: consentBox.checked }));
+  });
+  dataButton.addEventListener("click", function () {
+    if (!visitorToken || !cfg.customerToken) return;
+    dataButton.disabled = true;
+    fetch(origin + "/api/chat/export", {
+      method: "POST",
+      headers: { "Authorization": "Bearer " + visitorToken, "X-Customer-Token": cfg.customerToken }
+    }).then(function (r) {
+      if (!r.ok) throw new Error("export " + r.status);
+      return r.json();
+    }).then(function (body) {
+      // A same-origin path from our server; the file comes as an attachment.
+      if (typeof body.url !== "string" || body.url.indexOf("/api/chat/export/") !== 0) throw new Error("bad url");
+      var link = el("a", { href: origin + body.url, download: "", rel: "noopener" });
+      root.appendChild(link);
+      link.click();
+      link.remove();
+    }).catch(function () {
+      setStatus(TEXT.myDataFailed);
+    }).then(function () { dataButton.disabled = false; });
   });
   ticketForm.addEventListener("submit", function (event) {
     event.preventDefault();
