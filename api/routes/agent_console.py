@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any
+from urllib.parse import quote, urlencode
 
 from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
@@ -204,8 +205,9 @@ def _handoff(request: Request) -> HandoffService:
 
 
 def _back(conversation_id: str, error: str | None = None) -> RedirectResponse:
-    target = f"/console/agent/c/{conversation_id}"
-    return RedirectResponse(target + (f"?error={error}" if error else ""), status_code=303)
+    target = f"/console/agent/c/{quote(conversation_id)}"
+    query = f"?{urlencode({'error': error[:200]})}" if error else ""
+    return RedirectResponse(target + query, status_code=303)
 
 
 # --- the inbox ----------------------------------------------------------------------------

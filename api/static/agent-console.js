@@ -310,6 +310,16 @@
       }
     });
     box.addEventListener("input", typing);
+    // Leaving the page while typing: tell the shopper it stopped (keepalive outlives the page).
+    window.addEventListener("pagehide", function () {
+      if (!typingOn) return;
+      typingOn = false;
+      fetch("/api/agent/conversations/" + encodeURIComponent(cid) + "/typing", {
+        method: "POST", credentials: "same-origin", keepalive: true,
+        headers: { "content-type": "application/json", "x-csrf-token": csrf },
+        body: JSON.stringify({ on: false }),
+      }).catch(function () {});
+    });
     box.addEventListener("blur", function () { if (!pickerOpen()) stopTyping(); });
     var openButton = document.getElementById("canned-open");
     if (openButton) openButton.addEventListener("click", function () { openPicker(""); });

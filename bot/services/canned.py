@@ -335,3 +335,16 @@ def seed_store_scripts(*, session: Session, clock: Clock = utcnow) -> int:
         )
         added += 1
     return added
+
+
+def main() -> None:
+    """``python -m bot.services.canned``: add the store's scripts to an existing database
+    (the demo seed does this for a new one)."""
+    from bot.db import session_scope
+
+    with session_scope() as session:
+        print(f"added {seed_store_scripts(session=session)} canned responses")
+
+
+if __name__ == "__main__":
+    main()

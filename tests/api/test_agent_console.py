@@ -194,6 +194,8 @@ def test_an_agent_works_a_conversation_in_the_console(
         )
         bad_tag = form(client, agent, f"/console/agent/c/{cid}/tags", {"tag": "a b"})
         assert bad_tag.status_code == 303 and "error=" in bad_tag.headers["location"]
+        shown = page(client, agent, bad_tag.headers["location"])
+        assert "a tag is 1 to 64" in shown.text and 'role="alert"' in shown.text
         again = page(client, agent, f"/console/agent/c/{cid}")
         assert "wants a call" in again.text and ">delay" in again.text and "likes-sms" in again.text
         with session_scope() as session:
