@@ -4,13 +4,17 @@
 (function () {
   "use strict";
 
-  const LABELS = { online: "在线 online", away: "离开 away", offline: "离线 offline" };
+  // Labels come from the form's data-label-* attributes (the page's language).
+  function label(form, key) {
+    return form.dataset["label" + key.charAt(0).toUpperCase() + key.slice(1)] || key;
+  }
 
   function show(form, agent) {
     form.elements.status.value = agent.status;
     form.elements.capacity.value = String(agent.capacity);
     const out = form.querySelector(".agent-status-now");
-    out.textContent = (LABELS[agent.status] || agent.status) + " · " + agent.load + "/" + agent.capacity;
+    out.textContent =
+      label(form, agent.status) + " · " + label(form, "load") + " " + agent.load + "/" + agent.capacity;
     out.dataset.status = agent.status;
     form.dataset.status = agent.status;
   }
@@ -44,12 +48,12 @@
       const answer = await response.json().catch(() => ({}));
       if (!response.ok) {
         const detail = answer.error ? answer.error.message : "capacity 0–50";
-        return fail(form, "未保存 Not saved: " + detail);
+        return fail(form, label(form, "failed") + ": " + detail);
       }
       show(form, answer.agent);
       document.body.dispatchEvent(new CustomEvent("kefu:status", { bubbles: true }));
     } catch (err) {
-      fail(form, "未保存 Not saved");
+      fail(form, label(form, "failed"));
     }
   }
 

@@ -246,6 +246,9 @@ def test_chinese_by_default_english_on_request_and_remembered(
     en = client.get(BOARD, params={"lang": "en"})
     assert "Bot conversations" in en.text and "Answered in 30 s" in en.text
     assert "Asia/Shanghai" in en.text  # the day's time zone is said
+    # The status control speaks the page's language too.
+    assert '<button type="submit">保存</button>' in zh.text
+    assert '<button type="submit">Save</button>' in en.text and 'data-label-load="load"' in en.text
     again = client.get(BOARD, headers={"HX-Request": "true"})
     assert "Bot conversations" in again.text  # the cookie keeps the choice for the poll
     assert "机器人会话" in client.get(BOARD, params={"lang": "zh"}).text
