@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
+import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -118,3 +119,10 @@ def test_the_run_is_audit_logged_with_counts_only(session: Session) -> None:
         run(session_factory=factory, days=365, trackers=trackers, clock=_clock()).conversations == 0
     )
     assert session.scalar(select(func.count()).select_from(AuditEvent)) == events
+
+
+def test_the_command_line_says_when_retention_is_off(capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    assert main(["retention", "--days", "0"]) == 0
+    assert "off" in capsys.readouterr().out
