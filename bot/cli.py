@@ -167,10 +167,12 @@ def reindex() -> None:
     print(f"search index: {count} messages")
 
 
-def retention(days: int | None = None) -> None:
+def retention(days: int | None = None) -> int:
     """Remove the transcripts (message text, Rasa trackers) of closed conversations older
-    than ``KEFU_RETENTION_DAYS`` (bot/privacy/retention.py); prints counts only."""
+    than ``KEFU_RETENTION_DAYS`` (bot/privacy/retention.py); prints counts only. Exit 1
+    when Rasa's tracker store cannot be reached (nothing was changed)."""
     from bot.db import get_sessionmaker
+    from bot.errors import KefuError
     from bot.privacy.erasure import EngineTrackers
     from bot.privacy.retention import run
 
@@ -178,17 +180,22 @@ def retention(days: int | None = None) -> None:
     keep = settings.retention_days if days is None else days
     if keep <= 0:
         print("retention: off (KEFU_RETENTION_DAYS=0 keeps transcripts forever)")
-        return
-    report = run(
-        session_factory=get_sessionmaker(),
-        days=keep,
-        trackers=EngineTrackers.from_settings(settings),
-    )
+        return 0
+    try:
+        report = run(
+            session_factory=get_sessionmaker(),
+            days=keep,
+            trackers=EngineTrackers.from_settings(settings),
+        )
+    except KefuError as exc:
+        print(f"retention: {exc}; nothing more was changed, run it again later", file=sys.stderr)
+        return 1
     print(
         f"retention ({keep} days): {report.conversations} conversations, "
         f"{report.messages} messages, {report.rows} other rows, "
         f"{report.tracker_events} tracker events"
     )
+    return 0
 
 
 def retrain(*, allow_empty: bool = False) -> int:
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"retrain: {exc}", file=sys.stderr)
             return 1
     elif args.command == "retention":
-        retention(args.days)
+        return retention(args.days)
     elif args.command == "reindex":
         reindex()
     return 0
