@@ -53,7 +53,8 @@ LABELS: dict[str, dict[str, str]] = {
     "zh": {
         "title": "现场监控",
         "live": "机器人会话",
-        "live_note": f"机器人正在服务、尚无人工接手的会话（最近 {LIVE_MINUTES} 分钟有消息）",
+        "live_note": f"尚无人工接手的会话：机器人正在服务的（最近 {LIVE_MINUTES} 分钟有消息）"
+        "和排队等人工的",
         "agents": "客服状态",
         "assigned": "人工会话",
         "customer": "顾客",
@@ -118,8 +119,8 @@ LABELS: dict[str, dict[str, str]] = {
     "en": {
         "title": "Supervision",
         "live": "Bot conversations",
-        "live_note": f"Served by the bot, no person yet (a message in the last {LIVE_MINUTES} "
-        "minutes)",
+        "live_note": "No person yet: served by the bot (a message in the last "
+        f"{LIVE_MINUTES} minutes) or waiting in the queue",
         "agents": "Agents",
         "assigned": "With agents",
         "customer": "Customer",

@@ -42,7 +42,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.clock import Clock, utcnow
@@ -119,8 +119,9 @@ def live_conversations(
     limit: int = 200,
     clock: Clock = utcnow,
 ) -> list[LiveConversation]:
-    """Open conversations without a person (``states``), active since ``since``, latest
-    first, each with its flags (see the module docstring)."""
+    """Open conversations without a person (``states``) — the bot's active since ``since``,
+    every one waiting in the queue however long it has been quiet — queued first, then
+    latest first, at most ``limit``; each with its flags (see the module docstring)."""
     if not set(states) <= set(LIVE_STATES):
         raise InvalidInput(f"states must be among {', '.join(LIVE_STATES)}")
     now = clock()
@@ -128,8 +129,15 @@ def live_conversations(
     rows = session.execute(
         select(Conversation, Customer)
         .outerjoin(Customer, Customer.id == Conversation.customer_id)
-        .where(Conversation.state.in_(states), Conversation.last_message_at >= since)
-        .order_by(Conversation.last_message_at.desc(), Conversation.id)
+        .where(
+            Conversation.state.in_(states),
+            or_(Conversation.state == "queued", Conversation.last_message_at >= since),
+        )
+        .order_by(
+            case((Conversation.state == "queued", 0), else_=1),
+            Conversation.last_message_at.desc(),
+            Conversation.id,
+        )
         .limit(limit)
     ).all()
     if not rows:

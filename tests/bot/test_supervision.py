@@ -182,6 +182,12 @@ def test_queued_conversations_are_listed_with_their_wait(session: Session) -> No
     )
     row = live(session)[cid]
     assert row.state == "queued" and row.wait_seconds == 90 and row.vip
+    # Still waiting two hours later without a word: still on the board, at the top.
+    later = NOW + timedelta(hours=2)
+    rows = supervision.live_conversations(
+        session=session, settings=SETTINGS, since=later - timedelta(hours=1), clock=at(later)
+    )
+    assert rows[0].conversation_id == cid and rows[0].wait_seconds == 2 * 3600 + 90
 
 
 def test_sorting_by_flags_and_by_one_flag(session: Session) -> None:
