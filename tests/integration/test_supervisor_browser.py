@@ -16,7 +16,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from bot.services import handoff as handoff_service
 from bot.services import staff as staff_service
+from bot.settings import Settings
 from tests.integration.test_handoff import StackAgent
 from tests.integration.test_widget_browser import ask, open_widget
 from tests.support.browser import screenshot
@@ -39,14 +41,23 @@ def worker(stack: Stack) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def supervisor(db: sa.Engine) -> str:
+def supervisor(db: sa.Engine) -> Iterator[tuple[str, int]]:
     email = f"supervisor-{secrets.token_hex(3)}@kefu.test"
     with Session(db) as session:
-        staff_service.create_staff(
+        staff = staff_service.create_staff(
             session=session, email=email, name="主管小周", role="supervisor", password=PASSWORD
         )
         session.commit()
-    return email
+        staff_id = staff.id
+    yield email, staff_id
+    with Session(db) as session:  # other tests share the database and expect nobody online
+        handoff_service.set_status(
+            session=session,
+            agent_id=staff_id,
+            status="offline",
+            settings=Settings(secret_key="k", store_token_secret="s"),
+        )
+        session.commit()
 
 
 async def log_in(page: Any, url: str, email: str) -> None:
@@ -67,8 +78,9 @@ async def cell(page: Any, selector: str) -> str:
 
 
 async def test_the_supervisor_sees_an_agent_take_a_chat_and_a_fallback_flag(
-    stack: Stack, db: sa.Engine, browser: Any, page: Any, worker: str, supervisor: str
+    stack: Stack, db: sa.Engine, browser: Any, page: Any, worker: str, supervisor: tuple[str, int]
 ) -> None:
+    email, supervisor_id = supervisor
     agent = StackAgent(stack, "客服小林", api_url=worker)
     shoppers = [await browser.new_context(locale="zh-CN") for _ in range(2)]
     try:
@@ -80,7 +92,7 @@ async def test_the_supervisor_sees_an_agent_take_a_chat_and_a_fallback_flag(
         )
         assert status.status_code == 200, status.text
 
-        await log_in(page, worker, supervisor)
+        await log_in(page, worker, email)
         load = f'tr[data-agent-id="{agent.id}"] td.load'
         assert await cell(page, load) == "0"
         assert await cell(page, f'tr[data-agent-id="{agent.id}"] .status') == "在线"
@@ -133,9 +145,21 @@ async def test_the_supervisor_sees_an_agent_take_a_chat_and_a_fallback_flag(
         assert "多次未理解" in await page.locator(flag).inner_text()
         await screenshot(page, "supervisor-flags")
 
+        # The supervisor's own status, from the control at the top: the board follows.
+        own = f'#board tr[data-agent-id="{supervisor_id}"] .status'
+        assert await cell(page, own) == "离线"
+        await page.select_option("form.agent-status select[name=status]", "online")
+        await page.locator("form.agent-status button").click()
+        await page.locator(".agent-status-now", has_text="在线 · 接待 0/3").wait_for()
+        await page.locator(own, has_text="在线").wait_for(timeout=15_000)
+        await page.select_option("form.agent-status select[name=status]", "offline")
+        await page.locator("form.agent-status button").click()
+        await page.locator(own, has_text="离线").wait_for(timeout=15_000)
+
         # The transcript, read-only, with the NLU result of each turn.
         await page.goto(f"{worker}/console/supervisor/c/{lost}")
         assert "out_of_scope" in await page.locator("#transcript").inner_text()
+        await screenshot(page, "supervisor-watch")
         await page.goto(f"{worker}/console/supervisor?lang=en&sort=repeated_fallback")
         await page.locator("h2", has_text="Bot conversations").wait_for()
         first = page.locator("#board table.live tbody tr").first
