@@ -177,7 +177,12 @@ def chat(
                 labelled_at=now,
             )
         )
-    if "message_search" in tables and session.get_bind().dialect.name == "sqlite":
+    indexed = "message_search" in tables and session.scalar(
+        select(tables["message_search"].c.message_id).where(
+            tables["message_search"].c.message_id == inbound.message.id
+        )
+    )
+    if "message_search" in tables and not indexed and session.get_bind().dialect.name == "sqlite":
         session.execute(
             tables["message_search"]
             .insert()
@@ -210,9 +215,9 @@ def canary_hits(session: Session, canary: str) -> list[str]:
         columns = [c["name"] for c in inspector.get_columns(name)] if name in names else []
         for column in columns:
             quoted = connection.dialect.identifier_preparer.quote
-            value = f"CAST({quoted(column)} AS TEXT)"
+            value = f"lower(CAST({quoted(column)} AS TEXT))"  # tsvector and FTS lower-case
             sql = f"SELECT COUNT(*) FROM {quoted(name)} WHERE {value} LIKE :needle"  # noqa: S608
-            found = connection.execute(text(sql), {"needle": f"%{canary}%"}).scalar()
+            found = connection.execute(text(sql), {"needle": f"%{canary.lower()}%"}).scalar()
             if found:
                 hits.append(f"{name}.{column}")
     return hits

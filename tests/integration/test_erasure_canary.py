@@ -340,3 +340,19 @@ async def test_a_logged_in_shopper_downloads_their_data_from_the_widget(
     assert document["format"] == "kefu.customer_export"
     assert document["customer"] == {"external_id": "C00005"}
     assert document["not_included"] == []
+
+
+def test_the_engines_privacy_route_needs_the_gateways_token(canary_stack: Stack) -> None:
+    from bot.privacy.erasure import engine_token
+    from tests.support.stack import SECRET_KEY
+
+    url = f"{canary_stack.rasa_url}/webhooks/kefu/privacy"
+    body = {"op": "export", "senders": ["nobody"]}
+    assert httpx.post(url, json=body, timeout=10).status_code == 403
+    wrong = {"authorization": f"Bearer {engine_token('not-the-secret')}"}
+    assert httpx.post(url, json=body, headers=wrong, timeout=10).status_code == 403
+    right = {"authorization": f"Bearer {engine_token(SECRET_KEY)}"}
+    bad = httpx.post(url, json={"op": "drop", "senders": ["x"]}, headers=right, timeout=10)
+    assert bad.status_code == 400
+    answer = httpx.post(url, json=body, headers=right, timeout=10)
+    assert answer.status_code == 200 and answer.json() == {"trackers": {"nobody": []}}
