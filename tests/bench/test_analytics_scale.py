@@ -111,7 +111,7 @@ def _fill(engine: sa.Engine, messages: int) -> None:
                 + uid.format(x=conv)
                 + f", {role}, '…', 'done', CASE WHEN {shopper} THEN "
                 + pick.format(x=f"{conv} + {j}")
-                + f" END, CASE WHEN {shopper} THEN ((i * 7919) % 1000) / 1000.0 END, "
+                + f" END, CASE WHEN {shopper} THEN (((i % 1000) * 7919) % 1000) / 1000.0 END, "
                 + at.format(s=f"CAST({conv} * {spacing} AS INTEGER) + {j} * 20")
                 + " FROM s"
             ),
