@@ -152,11 +152,15 @@ async def follow_endpoint(
     ``read`` gives the record's (generation, urls, live) or None; a record whose manager is
     not alive (a stale row from an earlier run) is not followed. Runs until cancelled."""
     seen = 0
+    failing = False
     while True:
         try:
             record = await read()
+            failing = False
         except Exception:  # the database may be briefly away; the current URLs keep serving
-            logger.warning("could not read the engine endpoint", exc_info=True)
+            if not failing:
+                logger.warning("could not read the engine endpoint", exc_info=True)
+            failing = True
             record = None
         if record is not None:
             generation, urls, live = record

@@ -15,6 +15,7 @@ in, none of in-scope accuracy, macro-F1 and out-of-scope rejection dropped by mo
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import logging
 import os
@@ -46,6 +47,7 @@ Unit = Callable[[Callable[[Session], T]], T]
 
 METRICS = ("accuracy", "macro_f1", "oos_rejection")
 LOG_TAIL_CHARS = 4000
+TRAINING_NICE = 10
 ENDPOINT_ID = 1
 # Which status may follow which. A make_train model the engine manager starts with goes
 # straight from trained to active: it is what `make run` serves, gate or not.
@@ -582,11 +584,6 @@ def _tail(path: Path, chars: int = 1500) -> str:
     return "\n".join(line for line in lines if line.strip())[-chars:]
 
 
-def _lower_priority() -> None:
-    # Training shares two cores with the serving Rasa: let the serving side win.
-    os.nice(10)
-
-
 def run_logged(
     cmd: list[str],
     *,
@@ -609,8 +606,12 @@ def run_logged(
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_lower_priority,
         )
+        # Training shares the cores with the serving Rasa: let the serving side win. Set from
+        # here, not in a preexec_fn (unsafe in the API's threaded process); the child's
+        # threads start later and inherit it.
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, proc.pid, TRAINING_NICE)
         deadline = time.monotonic() + timeout
         while True:
             try:
