@@ -14,7 +14,10 @@ Rules:
   On the Rasa side each tracker is deleted whole, under Rasa's own lock for that sender
   (``engine/channel.py``, ``POST /webhooks/kefu/privacy``). If anything fails, our
   transaction rolls back; a retry finds the same conversations (deleting a tracker twice is
-  harmless).
+  harmless). The database is the lock rather than the gateway's per-conversation turn queue
+  (``api.turns.TurnQueue``) because that queue lives in one API worker only, while every
+  turn, in any worker, stores its message and its replies in these rows; and a closed
+  conversation without a pending message has no turn queued or in flight anywhere.
 - **Every table, found from the metadata.** A row goes when its table has a
   ``conversation_id`` among the customer's conversations or a ``customer_id`` of the
   customer, or when it points (by foreign key) at a row that goes — so agent notes, review
