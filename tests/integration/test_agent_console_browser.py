@@ -10,6 +10,7 @@ import json
 import secrets
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import sqlalchemy as sa
@@ -85,8 +86,11 @@ async def test_an_agent_takes_a_chat_in_the_console_and_hands_it_back(
     try:
         agent = await console.new_page()
         agent.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        errors: list[str] = []
-        agent.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        errors: list[tuple[str, str]] = []  # (page, message): the console's own pages count
+        agent.on(
+            "console",
+            lambda m: errors.append((agent.url, m.text)) if m.type == "error" else None,
+        )
 
         # The agent logs in, goes online from the inbox and keeps it open.
         await agent.goto(f"{worker}/console/login?next=/console/agent")
@@ -198,13 +202,18 @@ async def test_an_agent_takes_a_chat_in_the_console_and_hands_it_back(
             )
         assert roles == ["bot"]
         assert dialogs == []
-        assert not [e for e in errors if "Content Security Policy" in e], errors
+        refused = [
+            (url, text)
+            for url, text in errors
+            if urlparse(url).path.startswith("/console/agent") and "Content Security Policy" in text
+        ]
+        assert refused == [], refused
     finally:
         await console.close()
         await shop.close()
 
 
-async def test_a_payload_customer_name_renders_as_text_in_the_console(
+async def test_a_payload_name_renders_as_text_and_the_keyboard_moves_between_chats(
     stack: Stack, db: sa.Engine, browser: Any, worker: str, agent_email: str
 ) -> None:
     external_id = f"CX{secrets.token_hex(4)}"
@@ -212,7 +221,7 @@ async def test_a_payload_customer_name_renders_as_text_in_the_console(
     with Session(db) as session:
         session.add(Customer(external_id=external_id, name=name, language="zh"))
         session.commit()
-    chat = ChatClient(worker)
+    chats = [ChatClient(worker), ChatClient(worker)]
     context = await browser.new_context(viewport={"width": 1366, "height": 768}, locale="zh-CN")
     dialogs: list[str] = []
     try:
@@ -228,20 +237,39 @@ async def test_a_payload_customer_name_renders_as_text_in_the_console(
             await agent.get_by_role("button", name="更新状态").click()
             await agent.locator("#inbox-lists").wait_for()
 
-        welcome = await chat.connect(customer_token=stack.customer_token(external_id))
-        cid = welcome["conversation_id"]
-        await chat.say("转人工")
-        item = agent.locator(f'#queue-list [data-cid="{cid}"]')
+        named = await chats[0].connect(customer_token=stack.customer_token(external_id))
+        guest = await chats[1].connect(language="en")
+        ids = [named["conversation_id"], guest["conversation_id"]]
+        for chat in chats:
+            await chat.say("转人工")
+        item = agent.locator(f'#queue-list [data-cid="{ids[0]}"]')
         await item.wait_for(timeout=15_000)
         assert await item.locator(".customer-name").inner_text() == name
+        await agent.locator(f'#queue-list [data-cid="{ids[1]}"]').wait_for(timeout=15_000)
         await no_injected_elements(agent)
-        await agent.goto(f"{worker}/console/agent/c/{cid}")
+
+        for cid in ids:  # take both from the queue
+            await agent.goto(f"{worker}/console/agent")
+            await agent.locator(f'#queue-list [data-cid="{cid}"] button.claim').click()
+            await agent.locator(f'#desk[data-cid="{cid}"][data-owned="1"]').wait_for()
+        assert await agent.locator("h1").inner_text() != name  # the guest's chat is open
+        await agent.locator("#reply-text").press("Alt+n")  # the next of my conversations
+        await agent.locator(f'#desk[data-cid="{ids[0]}"]').wait_for()
         assert await agent.locator("h1").inner_text() == name
         assert await agent.locator("#profile .customer-name").inner_text() == name
         await no_injected_elements(agent)
+        await agent.locator("#reply-text").press("Control+k")
+        await agent.locator("#canned-picker").wait_for(state="visible")
+        await agent.locator("#canned-q").press("Escape")
+        await agent.locator("#canned-picker").wait_for(state="hidden")
         assert dialogs == []
-        await agent.locator("#close").click()  # leave nobody waiting for the other tests
-        await agent.locator('#desk[data-state="closed"]').wait_for()
+
+        for cid in ids:  # close both, leaving nobody waiting for the other tests
+            await agent.goto(f"{worker}/console/agent/c/{cid}")
+            await agent.locator("select[name=disposition]").select_option("resolved")
+            await agent.locator("#close").click()
+            await agent.locator('#desk[data-state="closed"]').wait_for()
     finally:
-        await chat.close()
+        for chat in chats:
+            await chat.close()
         await context.close()
