@@ -126,3 +126,19 @@ def test_the_command_line_says_when_retention_is_off(capsys: pytest.CaptureFixtu
 
     assert main(["retention", "--days", "0"]) == 0
     assert "off" in capsys.readouterr().out
+
+
+def test_the_command_line_fails_clearly_without_rasa(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot import cli
+    from bot.privacy import retention
+    from bot.privacy.erasure import TrackerStoreUnavailable
+
+    def unreachable(**_: object) -> None:
+        raise TrackerStoreUnavailable("engine unreachable (erase)")
+
+    monkeypatch.setattr(retention, "run", unreachable)
+    assert cli.main(["retention", "--days", "30"]) == 1
+    err = capsys.readouterr().err
+    assert "engine unreachable" in err and "run it again later" in err
