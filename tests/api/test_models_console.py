@@ -117,7 +117,9 @@ def test_ops_sees_versions_metrics_against_the_active_one_and_the_serving_url(
     html = page.text
     for name in ("kefu-active0001", "kefu-retrain-pass", "kefu-retrain-fail"):
         assert name in html
-    assert "http://127.0.0.1:5005" in html and "<td>3</td>" in html  # URL and generation
+    assert (
+        "http://127.0.0.1:5005" in html and '<td id="engine-generation">3</td>' in html
+    )  # URL and generation
     assert "Gate failed 未通过评测" in html and "zh accuracy 0.850 &lt; baseline 0.900" in html
     # The failed candidate's zh accuracy, 0.050 under the active one.
     assert '0.850<br><span class="worse">-0.050</span>' in html

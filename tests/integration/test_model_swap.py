@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -19,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,7 +28,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from bot.models.lifecycle import ModelVersion
-from bot.services import lifecycle
+from bot.services import lifecycle, staff
+from tests.support.browser import screenshot
 from tests.support.stack import Stack, free_port
 
 # Two Rasa loads (~20 s each on an idle machine, minutes on a loaded one) and the traffic.
@@ -34,6 +37,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 
 TEXTS = ("你好", "hello", "谢谢", "thanks", "在吗", "hi there")
 GRACE_SECONDS = 6.0
+PASSWORD = "correct horse battery"
 
 
 class ManagedStack(Stack):
@@ -281,3 +285,51 @@ async def test_swap_under_traffic_has_no_failed_or_late_turn(
             )
         )
     )
+
+
+async def test_ops_activates_from_the_console_and_the_page_follows_the_swap(
+    managed: ManagedStack, page: Any, tmp_path: Path
+) -> None:
+    """The console end to end in a real browser (CSP on, htmx polling): Activate a version
+    that passed the gate and watch the page switch to the next generation."""
+    db = sa.create_engine(managed.database_url)
+    before = _endpoint(db)
+    candidate = tmp_path / "kefu-console-candidate.tar.gz"
+    shutil.copyfile(managed.model, candidate)
+    with Session(db) as s:
+        view = lifecycle.register_model(session=s, model_path=candidate)
+        s.execute(
+            sa.update(ModelVersion).where(ModelVersion.id == view.id).values(status="gate_passed")
+        )
+        staff.create_staff(
+            session=s, email="ops.models@kefu.test", name="运营", role="ops", password=PASSWORD
+        )
+        s.commit()
+    violations: list[str] = []
+    page.on(
+        "console", lambda m: violations.append(m.text) if "Content Security" in m.text else None
+    )
+
+    await page.goto(f"{managed.api_url}/console/")
+    await page.locator("input[name=email]").fill("ops.models@kefu.test")
+    await page.locator("input[name=password]").fill(PASSWORD)
+    await page.get_by_role("button", name="Log in 登录").click()
+    await page.get_by_role("link", name="Models").first.click()
+    state = page.locator("#model-state")
+    await state.wait_for()
+    assert (await page.locator("#engine-generation").inner_text()).strip() == str(before.generation)
+    await page.get_by_role("button", name="Activate 启用").click()
+    await page.locator("text=Switching to 正在切换到").wait_for()
+    await screenshot(page, "console-models-switching")
+
+    # htmx polls the state fragment until the new generation serves.
+    switched = re.compile(rf"^\s*{before.generation + 1}\s*$")
+    await page.locator("#engine-generation", has_text=switched).wait_for(timeout=900_000)
+    html = await state.inner_html()
+    assert "kefu-console-candidate" in html and "Switching to" not in html
+    assert "Activate 启用" not in html
+    await screenshot(page, "console-models-switched")
+    assert violations == []
+    after = _endpoint(db)
+    assert after.generation == before.generation + 1 and after.model_id == "kefu-console-candidate"
+    db.dispose()
