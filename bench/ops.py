@@ -142,7 +142,7 @@ def _percentile(values: list[float], q: float) -> float:
 
 def _templates() -> list[dict[str, Any]]:
     """Every (template, product) text with its intent, language and search words."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for language, templates in (("zh", ZH), ("en", EN)):
         for t, (intent, pattern) in enumerate(templates):
             for p, product in enumerate(PRODUCTS):
@@ -353,7 +353,7 @@ def _time_case(
         start = time.perf_counter()
         page = review.list_conversations(session=session, filters=filters, role="ops")
         timings.append((time.perf_counter() - start) * 1000)
-        total = max(total, page.total)
+        total = max(total, page.total + (1 if page.total_capped else 0))
     return timings, total
 
 
@@ -393,13 +393,21 @@ def _dashboard(session: Session) -> tuple[float | None, str]:
 
 
 def run(
-    url: str, *, messages: int, samples: int = 40, out: Callable[[str], None] = print
+    url: str,
+    *,
+    messages: int,
+    samples: int = 40,
+    out: Callable[[str], None] = print,
+    reuse: bool = False,
 ) -> Figures:
     migrate(url)
     engine = make_engine(url)
     backend = engine.dialect.name
-    out(f"generating {messages:,} messages on {backend} …")
-    conversations, generate_s, index_s = generate(engine, messages=messages)
+    if reuse:  # a database this bench filled before (--reuse): time again without generating
+        conversations, generate_s, index_s = messages // 10, 0.0, 0.0
+    else:
+        out(f"generating {messages:,} messages on {backend} …")
+        conversations, generate_s, index_s = generate(engine, messages=messages)
     out(f"generated {conversations:,} conversations in {generate_s:.1f} s; "
         f"search index and ANALYZE in {index_s:.1f} s")  # fmt: skip
     figures = Figures(messages, conversations, backend, round(generate_s, 2), round(index_s, 2))
@@ -424,10 +432,15 @@ def run(
         figures.dashboard_s, figures.dashboard_note = _dashboard(session)
     engine.dispose()
     verdicts = figures.verdicts()
-    out(f"{'case':<46} {'p50 ms':>9} {'p95 ms':>9} {'most found':>10}  target p95 < {TARGET_MS:.0f} ms")
+    out(
+        f"{'case':<46} {'p50 ms':>9} {'p95 ms':>9} {'most found':>10}  target p95 < {TARGET_MS:.0f} ms"
+    )
     for name, c in figures.cases.items():
         mark = "ok" if verdicts[name] else "MISSED"
-        out(f"{name:<46} {c['p50_ms']:>9.1f} {c['p95_ms']:>9.1f} {c['matches']:>10,}  {mark}")
+        found = f"{min(c['matches'], review.COUNT_CAP):,}" + (
+            "+" if c["matches"] > review.COUNT_CAP else ""
+        )
+        out(f"{name:<46} {c['p50_ms']:>9.1f} {c['p95_ms']:>9.1f} {found:>10}  {mark}")
     if figures.dashboard_s is not None:
         mark = "ok" if verdicts["analytics dashboard"] else "MISSED"
         out(f"{figures.dashboard_note}: {figures.dashboard_s:.2f} s (target < "
@@ -444,6 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", help="an empty database to fill (default: a temp PostgreSQL)")
     parser.add_argument("--sqlite", action="store_true", help="a temporary SQLite file instead")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument(
+        "--reuse", action="store_true", help="--url was filled by this bench before: only time"
+    )
     args = parser.parse_args(argv)
     server = None
     workdir = None
@@ -458,7 +474,7 @@ def main(argv: list[str] | None = None) -> int:
         server = TempPostgres().start()
         url = server.url
     try:
-        figures = run(url, messages=args.messages, samples=args.samples)
+        figures = run(url, messages=args.messages, samples=args.samples, reuse=args.reuse)
     finally:
         if server is not None:
             server.stop()

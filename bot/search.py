@@ -147,17 +147,23 @@ def matching_message_ids(session: Session, query: str) -> Any:
             .select_from(text(FTS_TABLE))
             .where(text(f"{FTS_TABLE} MATCH :fts_query").bindparams(fts_query=match))
         )
-    tsquery = " & ".join(f"'{w}'" for w in words)
-    return select(MessageSearch.message_id).where(
-        MessageSearch.terms.op("@@")(cast(bindparam("ts_query", tsquery), TSQUERY))
-    )
+    return select(MessageSearch.message_id).where(_pg_match(query))
+
+
+def _pg_match(query: str) -> ColumnElement[bool]:
+    # Quoted lexemes, taken as they are (query_words leaves no quote or backslash in them).
+    tsquery = " & ".join(f"'{w}'" for w in query_words(query))
+    return MessageSearch.terms.op("@@")(cast(bindparam("ts_query", tsquery), TSQUERY))
 
 
 def matching_conversation_ids(session: Session, query: str) -> Any:
     """A SELECT of the ids of conversations with a message containing every word."""
-    return select(MessageSearch.conversation_id).where(
-        MessageSearch.message_id.in_(matching_message_ids(session, query))
-    )
+    if _is_sqlite(session):
+        return select(MessageSearch.conversation_id).where(
+            MessageSearch.message_id.in_(matching_message_ids(session, query))
+        )
+    # PostgreSQL: straight from the GIN index, no second look-up by message id.
+    return select(MessageSearch.conversation_id).where(_pg_match(query))
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from api.routes.console import render, require_role
 from bot import search
 from bot.db import get_sessionmaker, run_with_retry
 from bot.errors import InvalidInput, KefuError, NotFound
+from bot.models import Message
 from bot.services import review as rv
 from bot.services.staff import SessionView
 
@@ -159,8 +160,8 @@ async def label_turn(
     _check_csrf(who, csrf_token)
 
     def work(session: Session) -> None:
-        found = rv.transcript(session=session, conversation_id=conversation_id, role="ops")
-        if not any(turn.id == message_id for turn in found.turns):
+        message = session.get(Message, message_id)
+        if message is None or message.conversation_id != conversation_id:
             raise NotFound(f"no message {message_id} in this conversation")
         rv.label_turn(
             session=session,
