@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     action_server_url: str = "http://127.0.0.1:5055"
     turn_deadline_seconds: float = 5.0
     warm_up: bool = True
+    # A conversation the bot alone serves ends after this long without a message (the next
+    # message starts a new one); a conversation with a person is ended by the person.
+    conversation_idle_minutes: int = 30
 
     # Model lifecycle (bot/services/lifecycle.py, bot/engine_manager.py). Relative paths are
     # relative to the project root. The gate passes only if no language's held-out metric

@@ -3,7 +3,8 @@ GDPR art. 17): our tables and Rasa's tracker store.
 
 Rules:
 
-- **Only closed conversations.** If any of the customer's conversations is live (the bot,
+- **Only closed conversations** (a bot chat quiet for ``KEFU_CONVERSATION_IDLE_MINUTES``
+  counts as ended and is closed first). If any of the customer's conversations is live (the bot,
   the queue or an agent has it) or still has a shopper message waiting for its turn, nothing
   is erased and ``ConversationsLive`` says how many: the admin closes them and asks again.
   All or nothing, so a customer is never left half erased.
@@ -62,6 +63,7 @@ from bot.clock import Clock, utcnow
 from bot.errors import KefuError
 from bot.models import Base, Conversation, Customer, Message
 from bot.services import audit
+from bot.services.conversations import close_idle
 
 # The same derivation as engine.channel.privacy_token (the engine cannot import bot/).
 ENGINE_TOKEN_CONTEXT = b"kefu.engine.privacy.v1"
@@ -342,6 +344,8 @@ def erase_customer(
         raise KeyError(customer_id)
     found = customer_conversations(session=session, customer_id=customer_id)
     _lock_conversations(session, (c.id for c in found))
+    # A chat the bot served that has been quiet past the idle time has ended: end it now.
+    close_idle(session=session, conversation_ids=[c.id for c in found], clock=clock)
     # Read again under the lock: a turn that got in first is now visible.
     found = customer_conversations(session=session, customer_id=customer_id)
     live = [c for c in found if c.live]

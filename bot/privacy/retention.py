@@ -35,6 +35,7 @@ from bot.privacy.erasure import (
     run_transcript_hooks,
 )
 from bot.services import audit
+from bot.services.conversations import close_idle
 
 BATCH = 200
 # Short string columns that still hold personal data (the rest of String(n) are codes).
@@ -146,6 +147,7 @@ def apply_retention(
     """One batch: remove the transcripts of up to ``batch`` due conversations. The caller
     commits (and calls again while ``conversations == batch``; ``run`` does)."""
     report = RetentionReport(days)
+    close_idle(session=session, clock=clock)  # bot chats long quiet have ended
     ids = due(session=session, days=days, clock=clock, limit=batch)
     if not ids:
         return report

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, select, update
+from sqlalchemy import CursorResult, exists, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -23,6 +23,7 @@ from bot.models import Conversation, Customer, Message, Staff, Visitor
 from bot.models.handoff import AgentMessage, Ticket
 from bot.models.service import Outcome
 from bot.services import tags
+from bot.settings import get_settings
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,10 @@ def start_session(
         .order_by(Conversation.last_message_at.desc())
         .limit(1)
     ).first()
+    if conversation is not None and close_idle(
+        session=session, conversation_ids=[conversation.id], clock=clock
+    ):
+        conversation = None  # it had ended: a new visit is a new conversation
     created = conversation is None
     if conversation is None:
         if not allow_new:
@@ -197,6 +202,34 @@ def start_session(
         language=conversation.language,
         created=created,
     )
+
+
+def close_idle(
+    *,
+    session: Session,
+    conversation_ids: list[str] | None = None,
+    idle_minutes: int | None = None,
+    clock: Clock = utcnow,
+) -> int:
+    """End the bot's conversations (all, or these) with no message for ``idle_minutes``
+    (``KEFU_CONVERSATION_IDLE_MINUTES``) and no turn waiting; returns how many. A
+    conversation queued for or with a person is never ended here, and writing into an ended
+    conversation opens it again (``api.turns``), so nothing a shopper sends is lost."""
+    minutes = get_settings().conversation_idle_minutes if idle_minutes is None else idle_minutes
+    pending = exists().where(
+        Message.conversation_id == Conversation.id, Message.status == "pending"
+    )
+    query = update(Conversation).where(
+        Conversation.state == "bot",
+        Conversation.last_message_at < clock() - timedelta(minutes=minutes),
+        ~pending,
+    )
+    if conversation_ids is not None:
+        if not conversation_ids:
+            return 0
+        query = query.where(Conversation.id.in_(conversation_ids))
+    result = cast("CursorResult[Any]", session.execute(query.values(state="closed")))
+    return int(result.rowcount or 0)
 
 
 def _merge_anonymous(session: Session, visitor_id: str, customer_id: int, clock: Clock) -> None:

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -203,3 +205,28 @@ def test_history_from_the_start_is_the_latest_page_and_catching_up_is_the_next(
         session=session, conversation_id=chat.conversation_id, after_id=ids[1], limit=3
     )
     assert [m.id for m in after] == ids[2:5]
+
+
+def test_a_quiet_bot_chat_ends_and_the_next_visit_is_a_new_conversation(session: Session) -> None:
+    first = _open(session, customer="C00002")
+    again = conv.start_session(
+        session=session,
+        visitor_id=first.visitor_id,
+        customer_external_id="C00002",
+        clock=lambda: FIXED_NOW + timedelta(minutes=20),
+    )
+    assert again.conversation_id == first.conversation_id  # still the same visit
+    later = conv.start_session(
+        session=session,
+        visitor_id=first.visitor_id,
+        customer_external_id="C00002",
+        clock=lambda: FIXED_NOW + timedelta(minutes=31),
+    )
+    assert later.created and later.conversation_id != first.conversation_id
+    ended = session.get(Conversation, first.conversation_id)
+    assert ended is not None and ended.state == "closed"
+    # A chat with a person is the person's to end, however quiet.
+    session.execute(
+        update(Conversation).where(Conversation.id == later.conversation_id).values(state="agent")
+    )
+    assert conv.close_idle(session=session, clock=lambda: FIXED_NOW + timedelta(days=9)) == 0

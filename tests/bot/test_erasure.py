@@ -283,7 +283,13 @@ def test_erasure_refuses_while_a_conversation_is_live(session: Session) -> None:
     closed = chat(session, customer, "LIVE1", trackers=trackers)
     live = chat(session, customer, "LIVE2", close=False, trackers=trackers)
     with pytest.raises(ConversationsLive) as refused:
-        erase_customer(session=session, customer_id=customer.id, trackers=trackers, actor="system")
+        erase_customer(
+            session=session,
+            customer_id=customer.id,
+            trackers=trackers,
+            actor="system",
+            clock=fixed_clock,
+        )
     assert refused.value.live == 1 and "close them first" in str(refused.value)
     assert trackers.erased == []
     assert session.get(Conversation, closed) is not None and session.get(Conversation, live)
@@ -297,6 +303,24 @@ def test_erasure_refuses_while_a_conversation_is_live(session: Session) -> None:
     )
     with pytest.raises(ConversationsLive):
         erase_customer(session=session, customer_id=customer.id, trackers=trackers, actor="system")
+
+
+def test_a_bot_chat_quiet_past_the_idle_time_has_ended(session: Session) -> None:
+    """Nobody closes a chat the bot alone served: past KEFU_CONVERSATION_IDLE_MINUTES of
+    quiet it has ended, and erasure goes ahead (an hour after FIXED_NOW, 30 minutes idle)."""
+    trackers = FakeTrackers()
+    customer = new_customer(session, "Quiet")
+    quiet = chat(session, customer, "QUIET1", close=False, trackers=trackers)
+    later = FIXED_NOW + timedelta(hours=1)
+    report = erase_customer(
+        session=session,
+        customer_id=customer.id,
+        trackers=trackers,
+        actor="system",
+        clock=lambda: later,
+    )
+    assert report.conversations == 1 and quiet in trackers.erased
+    assert session.get(Conversation, quiet) is None
 
 
 def test_nothing_changes_when_rasas_trackers_cannot_be_erased(session: Session) -> None:

@@ -34,13 +34,19 @@ def _age(session: Session, cid: str, days: int) -> None:
 def test_old_closed_transcripts_go_and_the_figures_stay(session: Session) -> None:
     trackers = FakeTrackers()
     customer = new_customer(session, "Retained")
-    canary_old, canary_new, canary_open = (f"RT{secrets.token_hex(4)}" for _ in range(3))
+    canary_old, canary_new, canary_open, canary_quiet = (
+        f"RT{secrets.token_hex(4)}" for _ in range(4)
+    )
     old = chat(session, customer, canary_old, trackers=trackers)
     recent = chat(session, customer, canary_new, trackers=trackers)
     still_open = chat(session, customer, canary_open, close=False, trackers=trackers)
+    # With a person, however long: never touched. The bot's, long quiet: it has ended.
+    session.execute(update(Conversation).where(Conversation.id == still_open).values(state="agent"))
+    quiet = chat(session, customer, canary_quiet, close=False, trackers=trackers)
     _age(session, old, 366)
     _age(session, recent, 364)
     _age(session, still_open, 900)
+    _age(session, quiet, 400)
     intents_before = session.scalars(
         select(Message.intent).where(Message.conversation_id == old).order_by(Message.id)
     ).all()
@@ -48,7 +54,8 @@ def test_old_closed_transcripts_go_and_the_figures_stay(session: Session) -> Non
     assert old in due(session=session, days=365, clock=_clock())
     report = apply_retention(session=session, days=365, trackers=trackers, clock=_clock())
 
-    assert report.conversations >= 1 and old in trackers.erased
+    assert report.conversations >= 2 and old in trackers.erased and quiet in trackers.erased
+    assert canary_hits(session, canary_quiet) == []
     assert recent not in trackers.erased and still_open not in trackers.erased
     assert canary_hits(session, canary_old) == []
     assert canary_hits(session, canary_new) and canary_hits(session, canary_open)
