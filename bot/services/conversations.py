@@ -246,12 +246,13 @@ def _merge_anonymous(session: Session, visitor_id: str, customer_id: int, clock:
     )
     if not anonymous:
         return
-    for table in (Conversation, Outcome, Ticket):
-        key = table.id if table is Conversation else table.conversation_id
+    for table, key, owner in (
+        (Conversation, Conversation.id, Conversation.customer_id),
+        (Outcome, Outcome.conversation_id, Outcome.customer_id),
+        (Ticket, Ticket.conversation_id, Ticket.customer_id),
+    ):
         session.execute(
-            update(table)
-            .where(key.in_(anonymous), table.customer_id.is_(None))
-            .values(customer_id=customer_id)
+            update(table).where(key.in_(anonymous), owner.is_(None)).values(customer_id=customer_id)
         )
     tags.apply_turn_rules(session=session, customer_id=customer_id, clock=clock)
 

@@ -209,13 +209,14 @@ def apply_turn_rules(
     if holds is None:
         return {}
     verdict = {r.tag: bool(h) for r, h in zip(checked, holds, strict=True)}
-    held = dict(
-        session.execute(
+    held: dict[str, str] = {
+        tag: source
+        for tag, source in session.execute(
             select(CustomerTag.tag, CustomerTag.source).where(
                 CustomerTag.customer_id == customer_id, CustomerTag.tag.in_(list(verdict))
             )
-        ).all()
-    )
+        )
+    }
     now = clock()
     for tag, yes in verdict.items():
         if yes and tag not in held:
