@@ -23,13 +23,13 @@ from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, or_, select, text
+from sqlalchemy import ColumnElement, and_, case, exists, func, literal, null, select, text
 from sqlalchemy.orm import Session
 
 from bot.errors import InvalidInput
 from bot.models.base import UTCDateTime
 from bot.models.conversation import Conversation, Message
-from bot.models.handoff import AgentMessage, Csat, Handoff, Ticket
+from bot.models.handoff import Csat, Handoff, Ticket
 from bot.services import supervision
 
 Clock = Callable[[], datetime]
@@ -477,18 +477,7 @@ def response_times(
         if a.assigned
     ]
     ids = [a.staff_id for a in agents]
-    first_reply = (
-        select(func.min(Message.created_at))
-        .join(AgentMessage, AgentMessage.message_id == Message.id)
-        .where(
-            Message.conversation_id == Handoff.conversation_id,
-            AgentMessage.staff_id == Handoff.agent_id,
-            Message.created_at >= Handoff.assigned_at,
-            or_(Handoff.ended_at.is_(None), Message.created_at <= Handoff.ended_at),
-        )
-        .correlate(Handoff)
-        .scalar_subquery()
-    )
+    first_reply = supervision.first_agent_reply()
     stays = session.execute(
         select(
             Handoff.requested_at,

@@ -337,6 +337,24 @@ def day_bounds(day: date, tz: str) -> tuple[datetime, datetime]:
     return start, end
 
 
+def first_agent_reply() -> Any:
+    """The first response of a stay (a ``handoff`` row, correlated): the earliest message
+    its agent wrote in the conversation from ``assigned_at`` until the stay ended. The one
+    definition, used here and by the analytics dashboard."""
+    return (
+        select(func.min(Message.created_at))
+        .join(AgentMessage, AgentMessage.message_id == Message.id)
+        .where(
+            Message.conversation_id == Handoff.conversation_id,
+            AgentMessage.staff_id == Handoff.agent_id,
+            Message.created_at >= Handoff.assigned_at,
+            or_(Handoff.ended_at.is_(None), Message.created_at <= Handoff.ended_at),
+        )
+        .correlate(Handoff)
+        .scalar_subquery()
+    )
+
+
 def agent_stats(
     session: Session,
     *,
@@ -397,18 +415,7 @@ def agent_stats(
         .tuples()
         .all()
     )
-    first_reply = (
-        select(func.min(Message.created_at))
-        .join(AgentMessage, AgentMessage.message_id == Message.id)
-        .where(
-            Message.conversation_id == Handoff.conversation_id,
-            AgentMessage.staff_id == Handoff.agent_id,
-            Message.created_at >= Handoff.assigned_at,
-            or_(Handoff.ended_at.is_(None), Message.created_at <= Handoff.ended_at),
-        )
-        .correlate(Handoff)
-        .scalar_subquery()
-    )
+    first_reply = first_agent_reply()
     stays: dict[int, list[tuple[datetime, datetime | None, datetime | None]]] = {}
     for agent_id, assigned_at, ended_at, replied_at in session.execute(
         select(Handoff.agent_id, Handoff.assigned_at, Handoff.ended_at, first_reply).where(
