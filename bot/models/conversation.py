@@ -44,8 +44,6 @@ class Conversation(Base):
         Index("ix_conversation_visitor_state", "visitor_id", "state"),
         Index("ix_conversation_customer", "customer_id", "last_message_at"),
         Index("ix_conversation_needs_human", "needs_human", "last_message_at"),
-        # Analytics: conversations started per local day and hour (migration 0012).
-        Index("ix_conversation_created_at", "created_at"),
     )
 
 

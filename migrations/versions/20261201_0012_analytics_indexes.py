@@ -17,8 +17,8 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # (table, index, columns): what the analytics dashboard reads (bot/services/analytics.py).
+# Conversations by start time use ix_review_conversation_created (created_at, id; 0010).
 INDEXES: tuple[tuple[str, str, list[str]], ...] = (
-    ("conversation", "ix_conversation_created_at", ["created_at"]),
     (
         "message",
         "ix_message_role_created_at",

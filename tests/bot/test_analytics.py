@@ -30,7 +30,7 @@ from bot.services import analytics, supervision
 SHANGHAI = "Asia/Shanghai"
 D1, D2, D3 = date(2030, 3, 4), date(2030, 3, 5), date(2030, 3, 6)  # Monday … Wednesday
 ANALYTICS_INDEXES = {
-    "ix_conversation_created_at",
+    "ix_review_conversation_created",  # conversations by start time (migration 0010)
     "ix_message_role_created_at",
     "ix_message_conversation_role",
     "ix_handoff_assigned_at",
