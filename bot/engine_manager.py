@@ -228,6 +228,9 @@ class EngineManager:
         self.unit = unit or (lambda work: run_with_retry(work))
         self.current: RasaProcess | None = None
         self.current_version: int | None = None
+        # A Rasa loading a new model, or one serving out its grace period: stopped too
+        # when the manager stops.
+        self.others: list[RasaProcess] = []
         self.stopping = False
         self._last_beat = 0.0
 
@@ -317,10 +320,12 @@ class EngineManager:
             # Loading a model is minutes of CPU on a small machine: at low priority, so the
             # serving Rasa keeps its turn deadlines meanwhile.
             new = self._spawn(model, self._free_port(besides=old.port), nice=LOADING_NICE)
+            self.others.append(new)
             new.wait_ready(self.settings.engine_start_timeout_seconds, beat=self._beat)
         except StartFailed as exc:
             if new is not None:
                 new.stop()
+                self.others.remove(new)
             reason = str(exc)
             logger.error("activation of %s failed: %s", version.model_id, reason)
             self.unit(
@@ -329,21 +334,36 @@ class EngineManager:
             return False
         ready = new
         ready.renice()
-        generation = self.unit(
-            lambda s: lifecycle.publish(
-                session=s,
-                urls=[ready.url],
-                version_id=version.id,
-                process=self._process_info(ready),
+        try:
+            generation = self.unit(
+                lambda s: lifecycle.publish(
+                    session=s,
+                    urls=[ready.url],
+                    version_id=version.id,
+                    process=self._process_info(ready),
+                )
             )
-        )
+        except Exception as exc:  # not published: the old Rasa keeps serving
+            why = f"not published: {exc}"
+            ready.stop()
+            self.others.remove(ready)
+            logger.exception("publishing %s failed", version.model_id)
+            with contextlib.suppress(Exception):
+                self.unit(
+                    lambda s: lifecycle.fail_activation(
+                        session=s, version_id=version.id, reason=why
+                    )
+                )
+            return False
         self.current, self.current_version = ready, version.id
+        self.others = [old]
         logger.info(
             "switched to %s at %s (generation %s); old rasa stops in %.0f s",
             version.model_id, ready.url, generation, self.settings.engine_grace_seconds,
         )  # fmt: skip
         self._sleep(self.settings.engine_grace_seconds)
         old.stop()
+        self.others = []
         self._beat("serving", f"serving {version.model_id} at {ready.url}", force=True)
         return True
 
@@ -370,8 +390,9 @@ class EngineManager:
 
     def shutdown(self) -> None:
         self.stopping = True
-        if self.current is not None:
-            self.current.stop()
+        for rasa in [*self.others, self.current]:
+            if rasa is not None:
+                rasa.stop()
         self._beat("stopped", "engine manager stopped", force=True)
 
 

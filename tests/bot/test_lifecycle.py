@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.engine_manager import LOADING_NICE, EngineManager, StartFailed
 from bot.errors import InvalidInput
 from bot.models.lifecycle import EngineEndpoint, ModelVersion
 from bot.services import lifecycle as lc
@@ -439,3 +440,110 @@ def test_the_endpoint_row_is_a_single_row(session: Session) -> None:
     lc.set_engine_state(session=session, state="serving", message="ok")
     rows = session.scalars(select(EngineEndpoint)).all()
     assert [(r.id, r.state, r.message) for r in rows] == [(1, "serving", "ok")]
+
+
+# --- the engine manager's switch, with stand-in Rasa processes ------------------------------
+
+
+class FakeRasa:
+    def __init__(self, port: int, fail: str | None = None) -> None:
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.pid = 40000 + port
+        self.fail = fail
+        self.stopped = False
+
+    def wait_ready(self, timeout: float, beat: Callable[[], None] = lambda: None) -> None:
+        beat()
+        if self.fail:
+            raise StartFailed(self.fail)
+
+    def renice(self) -> None:
+        pass
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self.stopped = True
+
+    def alive(self) -> bool:
+        return not self.stopped
+
+
+def _manager(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fail: str | None = None
+) -> tuple[EngineManager, list[tuple[FakeRasa, int]]]:
+    settings = Settings(
+        environment="test",
+        database_url="sqlite://",
+        var_dir=tmp_path / "var",
+        engine_ports=[5005, 5006],
+        engine_grace_seconds=0,
+    )
+    manager = EngineManager(
+        settings,
+        model=_model_file(tmp_path, "kefu-111111111111"),
+        credentials=PROJECT_ROOT / "credentials.yml",
+        endpoints=PROJECT_ROOT / "endpoints.yml",
+        unit=_unit(session),
+    )
+    spawned: list[tuple[FakeRasa, int]] = []
+
+    def spawn(model: Path, port: int, *, nice: int = 0) -> FakeRasa:
+        rasa = FakeRasa(port, fail=fail if spawned else None)  # the first one always starts
+        spawned.append((rasa, nice))
+        return rasa
+
+    monkeypatch.setattr(manager, "_spawn", spawn)
+    monkeypatch.setattr(
+        manager, "_free_port", lambda besides=None: 5006 if besides == 5005 else 5005
+    )
+    return manager, spawned
+
+
+def test_the_manager_swaps_in_a_new_rasa_then_stops_the_old(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager, spawned = _manager(session, tmp_path, monkeypatch)
+    manager.start()
+    first = lc.current_endpoint(session=session)
+    assert first is not None and first.urls == ["http://127.0.0.1:5005"]
+    assert first.process["rasa"] == 45005 and first.state == "serving"
+    candidate = _gate_passed(session, _model_file(tmp_path, "kefu-retrain-9"))
+    manager.poll_once()  # nothing requested: nothing happens
+    assert len(spawned) == 1
+    lc.request_activation(session=session, version_id=candidate.id)
+    manager.poll_once()
+
+    (old, _), (new, nice) = spawned
+    assert nice == LOADING_NICE and old.stopped and not new.stopped
+    after = lc.current_endpoint(session=session)
+    assert after is not None
+    assert (after.generation, after.urls) == (first.generation + 1, ["http://127.0.0.1:5006"])
+    assert after.requested_version_id is None and after.process["port"] == 5006
+    assert lc.active_version(session=session).id == candidate.id  # type: ignore[union-attr]
+    assert manager.current is new and manager.others == []
+    manager.shutdown()
+    assert new.stopped
+    assert lc.current_endpoint(session=session).state == "stopped"  # type: ignore[union-attr]
+
+
+def test_a_new_rasa_that_does_not_start_changes_nothing(
+    session: Session, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manager, spawned = _manager(session, tmp_path, monkeypatch, fail="rasa exited with status 1")
+    manager.start()
+    before = lc.current_endpoint(session=session)
+    assert before is not None
+    candidate = _gate_passed(session, _model_file(tmp_path, "kefu-retrain-10"))
+    lc.request_activation(session=session, version_id=candidate.id)
+    manager.poll_once()
+
+    (old, _), (new, _) = spawned
+    assert new.stopped and not old.stopped and manager.current is old
+    after = lc.current_endpoint(session=session)
+    assert after is not None
+    assert (after.generation, after.urls) == (before.generation, before.urls)
+    assert after.requested_version_id is None
+    assert "failed: rasa exited with status 1" in after.message
+    version = lc.get_version(session=session, version_id=candidate.id)
+    assert version.status == "gate_passed"
+    assert "activation failed: rasa exited with status 1" in version.log_tail

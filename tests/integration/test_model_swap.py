@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(1500)]
 TEXTS = ("你好", "hello", "谢谢", "thanks", "在吗", "hi there")
 GRACE_SECONDS = 6.0
 PASSWORD = "correct horse battery"
+TURNS_PER_CHAT = 10
 
 
 class ManagedStack(Stack):
@@ -119,13 +120,16 @@ class Turn:
 async def _chat(
     api: str, conversation: int, stop: asyncio.Event, turns: list[Turn], period: float = 0.2
 ) -> None:
-    """One shopper sending a message every ``period`` seconds (after the previous answer)."""
+    """Shoppers sending a message every ``period`` seconds (after the previous answer); a new
+    shopper every ``TURNS_PER_CHAT`` messages, so latency is not that of an ever longer
+    tracker."""
     async with httpx.AsyncClient(base_url=api, timeout=30) as client:
-        opened = await client.post("/api/chat/session", json={"language": "zh"})
-        opened.raise_for_status()
-        auth = {"authorization": f"Bearer {opened.json()['visitor_token']}"}
         n = 0
         while not stop.is_set():
+            if n % TURNS_PER_CHAT == 0:
+                opened = await client.post("/api/chat/session", json={"language": "zh"})
+                opened.raise_for_status()
+                auth = {"authorization": f"Bearer {opened.json()['visitor_token']}"}
             started = time.monotonic()
             response = await client.post(
                 "/api/chat/messages",
