@@ -61,6 +61,7 @@ def demo_history(days: int = 30) -> None:
             f"demo history: {made.conversations} conversations, {made.messages} messages, "
             f"{made.handoffs} handoffs, {made.csat} satisfaction questions"
         )
+        reindex()  # written in bulk, past the search index's session hook
     else:
         print("demo history already present")
 
@@ -157,16 +158,6 @@ def store_api_key() -> None:
     print(get_settings().store_api_key)
 
 
-def reindex() -> None:
-    """Rebuild the message search index (bot.search) from every stored message."""
-    from bot.db import session_scope
-    from bot.search import reindex as rebuild
-
-    with session_scope() as session:
-        count = rebuild(session=session)
-    print(f"search index: {count} messages")
-
-
 def retention(days: int | None = None) -> int:
     """Remove the transcripts (message text, Rasa trackers) of closed conversations older
     than ``KEFU_RETENTION_DAYS`` (bot/privacy/retention.py); prints counts only. Exit 1
@@ -211,6 +202,16 @@ def retrain(*, allow_empty: bool = False) -> int:
     return 0 if version.status == "gate_passed" else 1
 
 
+def reindex() -> None:
+    """Rebuild the message search index (bot.search) from every stored message."""
+    from bot.db import session_scope
+    from bot.search import reindex as rebuild
+
+    with session_scope() as session:
+        count = rebuild(session=session)
+    print(f"search index: {count} messages")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kefu")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -225,9 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     hist = sub.add_parser("demo-history", help="synthetic conversation history for analytics")
     hist.add_argument("--days", type=int, default=30)
     sub.add_parser("store-api-key", help="print the key for the store-data API (/api/store)")
+    sub.add_parser("reindex", help="rebuild the message search index (ops review)")
     re = sub.add_parser("retrain", help="retrain with the reviewed corrections, evaluate, gate")
     re.add_argument("--allow-empty", action="store_true", help="retrain without corrections")
-    sub.add_parser("reindex", help="rebuild the message search index (ops review)")
     ret = sub.add_parser("retention", help="remove transcripts older than KEFU_RETENTION_DAYS")
     ret.add_argument("--days", type=int, default=None, help="override KEFU_RETENTION_DAYS")
     args = parser.parse_args(argv)
@@ -247,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
         recompute()
     elif args.command == "store-api-key":
         store_api_key()
+    elif args.command == "reindex":
+        reindex()
     elif args.command == "retrain":
         from bot.errors import KefuError
 
@@ -257,8 +260,6 @@ def main(argv: list[str] | None = None) -> int:
             return 1
     elif args.command == "retention":
         return retention(args.days)
-    elif args.command == "reindex":
-        reindex()
     return 0
 
 
