@@ -32,9 +32,9 @@ def _check(figures: object, messages: int) -> None:
         assert 0 < case["p50_ms"] <= case["p95_ms"], name
     assert cases["list (first page, no filter)"]["matches"] == messages // 10
     # Every filter selects something in the generated data, and search finds both languages.
-    assert all(
-        case["matches"] > 0 for name, case in cases.items() if name.startswith("filter")
-    ), cases
+    assert all(case["matches"] > 0 for name, case in cases.items() if name.startswith("filter")), (
+        cases
+    )
     assert figures.search_hits["search zh"] > 0 and figures.search_hits["search en"] > 0  # type: ignore[attr-defined]
     assert set(figures.verdicts()) >= set(cases)  # type: ignore[attr-defined]
 
