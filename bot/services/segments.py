@@ -436,10 +436,12 @@ def export_csv(
     consent: MarketingConsentClause = marketing_consent_clause,
     batch: int = 1000,
 ) -> Iterator[str]:
-    """The members as CSV, yielded a chunk at a time (rows streamed from the database with
-    ``yield_per``). The store's own customer id, no phone or e-mail: contact details stay
-    with the store and its consent records."""
-    where = compile_rule(rule, clock=clock, consent=consent)
+    """The members who consented to marketing, as CSV, yielded a chunk at a time (rows
+    streamed from the database with ``yield_per``). The export is a marketing list, so a
+    member without consent (or who withdrew it, at once) is never in it, whatever the rule
+    says; counts and previews still show the whole segment. The store's own customer id,
+    no phone or e-mail: contact details stay with the store and its consent records."""
+    where = and_(compile_rule(rule, clock=clock, consent=consent), consent())
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_HEADER)

@@ -8,11 +8,10 @@ import json
 import re
 
 from fastapi.testclient import TestClient
-from sqlalchemy import func, select
 
 from bot.db import session_scope
-from bot.models import Customer
 from bot.models.crm import Segment
+from bot.services import consent
 from bot.services import segments as seg
 from tests.api.test_console import _csrf, accounts, log_in
 
@@ -97,17 +96,27 @@ def test_ops_builds_previews_saves_and_exports(
     assert second_page and not set(first_page) & set(second_page)
     assert name in client.get("/console/segments").text  # listed
 
+    # The export is a marketing list: the members who consented, and no one else.
+    with session_scope() as session:
+        # Not the demo shoppers: other tests count on their consent being unset.
+        members = [
+            m
+            for m in seg.list_members(session=session, rule=RULE, limit=20)
+            if m.external_id not in {"C00001", "C00002", "C00003", "C00004"}
+        ]
+        consenting = {m.external_id for m in members[:3]}
+        for m in members[:3]:
+            consent.grant(session=session, customer_id=m.id, source="import")
+        consent.withdraw(session=session, customer_id=members[2].id, source="widget")
+    consenting.discard(members[2].external_id)  # withdrawn: out at once
     export = client.get(f"{location}/export.csv")
     assert export.status_code == 200
     assert export.headers["content-type"].startswith("text/csv")
     assert "attachment" in export.headers["content-disposition"]
     rows = list(csv.reader(io.StringIO(export.content.decode("utf-8-sig"))))
     assert tuple(rows[0]) == seg.CSV_HEADER
-    assert len(rows) - 1 == expected
-    with session_scope() as session:
-        known = set(session.scalars(select(Customer.external_id)))
-        assert session.scalar(select(func.count()).select_from(Customer)) > expected
-    assert {r[0] for r in rows[1:]} <= known
+    assert expected > len(consenting)
+    assert {r[0] for r in rows[1:]} == consenting
     assert client.get("/console/segments/999999").status_code == 404
     assert client.get("/console/segments/999999/export.csv").status_code == 404
 
