@@ -12,7 +12,7 @@ box and typing go through the agent JSON API (``X-CSRF-Token``). Queries live in
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from api.handoff import HandoffService
 from api.routes.console import Forbidden, _check_csrf, render, require_role
 from bot.db import run_with_retry
-from bot.errors import InvalidInput, KefuError, NotFound
+from bot.errors import KefuError, NotFound
 from bot.labels import label
 from bot.models.handoff import DISPOSITIONS
 from bot.services import agent_desk, canned, consent, tickets
@@ -208,6 +208,15 @@ def _back(conversation_id: str, error: str | None = None) -> RedirectResponse:
     target = f"/console/agent/c/{quote(conversation_id)}"
     query = f"?{urlencode({'error': error[:200]})}" if error else ""
     return RedirectResponse(target + query, status_code=303)
+
+
+async def _then_back(conversation_id: str, action: Awaitable[Any]) -> RedirectResponse:
+    """A conversation form's action, then the conversation again (with the refusal, if any)."""
+    try:
+        await action
+    except KefuError as exc:
+        return _back(conversation_id, str(exc))
+    return _back(conversation_id)
 
 
 # --- the inbox ----------------------------------------------------------------------------
@@ -395,11 +404,7 @@ async def claim(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_csrf(who, csrf_token)
-    try:
-        await _handoff(request).claim(conversation_id, who.staff.id)
-    except KefuError as exc:
-        return _back(conversation_id, str(exc))
-    return _back(conversation_id)
+    return await _then_back(conversation_id, _handoff(request).claim(conversation_id, who.staff.id))
 
 
 @router.post("/c/{conversation_id}/reply")
@@ -412,11 +417,9 @@ async def reply(
 ) -> Response:
     """The reply box without JavaScript (the script sends through the agent API)."""
     _check_csrf(who, csrf_token)
-    try:
-        await _handoff(request).send(conversation_id, who.staff.id, text)
-    except KefuError as exc:
-        return _back(conversation_id, str(exc))
-    return _back(conversation_id)
+    return await _then_back(
+        conversation_id, _handoff(request).send(conversation_id, who.staff.id, text)
+    )
 
 
 @router.post("/c/{conversation_id}/notes")
@@ -428,15 +431,14 @@ async def add_note(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_csrf(who, csrf_token)
-    try:
-        await _db(
+    return await _then_back(
+        conversation_id,
+        _db(
             lambda s: agent_desk.add_note(
                 session=s, conversation_id=conversation_id, staff_id=who.staff.id, text=text
             )
-        )
-    except InvalidInput as exc:
-        return _back(conversation_id, str(exc))
-    return _back(conversation_id)
+        ),
+    )
 
 
 @router.post("/c/{conversation_id}/tags")
@@ -464,11 +466,7 @@ async def add_tag(
                 session=session, conversation_id=conversation_id, tag=tag, staff_id=who.staff.id
             )
 
-    try:
-        await _db(work)
-    except InvalidInput as exc:
-        return _back(conversation_id, str(exc))
-    return _back(conversation_id)
+    return await _then_back(conversation_id, _db(work))
 
 
 @router.post("/c/{conversation_id}/handback")
@@ -479,11 +477,9 @@ async def hand_back(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _check_csrf(who, csrf_token)
-    try:
-        await _handoff(request).hand_back(conversation_id, who.staff.id)
-    except KefuError as exc:
-        return _back(conversation_id, str(exc))
-    return _back(conversation_id)
+    return await _then_back(
+        conversation_id, _handoff(request).hand_back(conversation_id, who.staff.id)
+    )
 
 
 @router.post("/c/{conversation_id}/close")
