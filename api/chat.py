@@ -7,17 +7,15 @@ only then queued for its turn.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from anyio import to_thread
 from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.ratelimit import ChatLimits
 from api.turns import TurnService
-from bot.db import run_with_retry
 from bot.errors import ConversationBusy, InvalidInput, InvalidToken, MessageTooLong, RateLimited
 from bot.identity import sign_visitor, verify_customer_token, verify_visitor
 from bot.sentiment import score as score_sentiment
@@ -26,7 +24,6 @@ from bot.services import conversations as conv
 from bot.services.conversations import ChatSession, Inbound, MessageView
 from bot.settings import Settings
 
-T = TypeVar("T")
 MAX_CLIENT_ID = 64
 MAX_PAYLOAD = 200
 
@@ -45,12 +42,6 @@ class Opened:
             "customer": {"name": self.session.customer_name} if self.session.customer_id else None,
             "history": [m.to_dict() for m in self.history],
         }
-
-
-async def _in_db(work: Callable[[Session], T]) -> T:
-    """``work`` in a worker thread and a unit of work, retried while the database is briefly
-    unreachable (everything here is safe to repeat: storing is idempotent)."""
-    return await to_thread.run_sync(lambda: run_with_retry(work))
 
 
 class ChatService:
@@ -111,7 +102,7 @@ class ChatService:
             return chat, history
 
         try:
-            chat, history = await _in_db(work)
+            chat, history = await in_db(work)
         except RateLimited as exc:
             raise RateLimited("conversations", wait) from exc
         if chat.created:
@@ -154,7 +145,7 @@ class ChatService:
             raise InvalidInput("empty message")
         if self.turns.queue.is_full(chat.conversation_id):
             raise ConversationBusy(chat.conversation_id)
-        repeat = await _in_db(
+        repeat = await in_db(
             lambda s: conv.find_inbound(
                 session=s, conversation_id=chat.conversation_id, client_msg_id=client_id
             )
@@ -183,7 +174,7 @@ class ChatService:
                 sentiment=sentiment,
             )
 
-        inbound = await _in_db(work)
+        inbound = await in_db(work)
         if inbound.duplicate:
             return inbound, None
         future = self.turns.queue.submit(
@@ -196,7 +187,7 @@ class ChatService:
         customer_id, version = chat.customer_id, self.settings.consent_version
         if customer_id is None:
             return None
-        state: dict[str, Any] = await _in_db(
+        state: dict[str, Any] = await in_db(
             lambda s: consent.marketing_state(session=s, customer_id=customer_id, version=version)
         )
         return state
@@ -221,7 +212,7 @@ class ChatService:
                 session=session, customer_id=customer_id, version=version
             )
 
-        state: dict[str, Any] = await _in_db(work)
+        state: dict[str, Any] = await in_db(work)
         return state
 
     async def history(self, chat: ChatSession, after_id: int) -> list[MessageView]:
@@ -230,4 +221,4 @@ class ChatService:
                 session=session, conversation_id=chat.conversation_id, after_id=after_id
             )
 
-        return await _in_db(work)
+        return await in_db(work)

@@ -23,6 +23,8 @@ Kind = Literal[
     "request_status",
     "request_kind",
     "topic",
+    "handoff_reason",
+    "disposition",
 ]
 
 LABELS: dict[str, dict[str, tuple[str, str]]] = {
@@ -192,6 +194,24 @@ LABELS: dict[str, dict[str, tuple[str, str]]] = {
         "membership_points": ("会员与积分", "Membership and points"),
         "complaint": ("投诉与建议", "A complaint"),
         "human_agent": ("转人工客服", "Talk to a person"),
+    },
+    # Why a conversation went to a person (bot.models.handoff.Handoff.reason, before any
+    # ":detail"); English labels are noun phrases for the agent console.
+    "handoff_reason": {
+        "requested": ("顾客要求转人工", "the shopper asked for a person"),
+        "fallback": ("连续两次没听懂", "two misunderstandings in a row"),
+        "complaint": ("投诉", "a complaint"),
+        "angry_complaint": ("情绪激烈的投诉", "a strongly negative complaint"),
+        "vip": ("VIP 顾客遇到问题", "a VIP with a problem"),
+        "takeover": ("客服主动接入", "an agent took over"),
+    },
+    # How an agent closed a conversation (bot.models.handoff.DISPOSITIONS).
+    "disposition": {
+        "resolved": ("已解决", "Resolved"),
+        "unresolved": ("未解决", "Not resolved"),
+        "follow_up": ("待跟进", "Follow up"),
+        "spam": ("垃圾消息", "Spam"),
+        "duplicate": ("重复会话", "Duplicate"),
     },
 }
 

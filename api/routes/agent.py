@@ -48,23 +48,21 @@ conversations return to the queue.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, WebSocket
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 from starlette.websockets import WebSocketDisconnect
 
+from api.db import in_db
 from api.events import EventHub
 from api.handoff import AGENTS, HandoffService, agent_key
-from api.routes.console import SESSION_COOKIE, LoginRequired, current_staff
-from bot.db import run_with_retry
+from api.routes.console import SESSION_COOKIE, LoginRequired, csrf_matches, current_staff
 from bot.errors import KefuError
 from bot.services import handoff as service
 from bot.services import staff as staff_service
@@ -86,10 +84,6 @@ class Forbidden(KefuError):
     code = "forbidden"
 
 
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
 def _allowed(who: SessionView) -> SessionView:
     if who.staff.role not in AGENT_ROLES:
         raise Forbidden("the agent API is for agents, supervisors and admins")
@@ -106,7 +100,7 @@ async def current_agent(
     except LoginRequired as exc:
         raise NotAuthenticated("log in at /console/login") from exc
     _allowed(who)
-    if request.method in UNSAFE and not hmac.compare_digest(who.csrf_token, x_csrf_token or ""):
+    if request.method in UNSAFE and not csrf_matches(who, x_csrf_token):
         raise Forbidden("missing or wrong X-CSRF-Token header")
     return who
 
@@ -140,7 +134,7 @@ class TicketCloseIn(BaseModel):
 
 
 async def _detail(handoff: HandoffService, conversation_id: str) -> dict[str, Any]:
-    detail: dict[str, Any] = await _db(
+    detail: dict[str, Any] = await in_db(
         lambda s: service.conversation_detail(
             session=s, conversation_id=conversation_id, settings=handoff.settings
         )
@@ -150,7 +144,7 @@ async def _detail(handoff: HandoffService, conversation_id: str) -> dict[str, An
 
 @router.get("/me")
 async def me(who: Agent, handoff: HandoffDep) -> dict[str, Any]:
-    view = await _db(
+    view = await in_db(
         lambda s: service.agent_view(session=s, agent_id=who.staff.id, settings=handoff.settings)
     )
     return {"agent": view.to_dict(), "csrf_token": who.csrf_token}
@@ -164,7 +158,7 @@ async def set_status(body: StatusIn, who: Agent, handoff: HandoffDep) -> dict[st
 
 @router.get("/queue")
 async def get_queue(who: Agent) -> dict[str, Any]:
-    entries = await _db(lambda s: service.queue(session=s))
+    entries = await in_db(lambda s: service.queue(session=s))
     return {"queue": [e.to_dict() for e in entries]}
 
 
@@ -178,13 +172,13 @@ async def live(
     """Conversations active in the last ``minutes`` (the bot's too: any can be taken over)."""
     since = handoff.clock() - timedelta(minutes=minutes)
     states = (state,) if state else ("bot", "queued", "agent")
-    found = await _db(lambda s: service.live_conversations(session=s, states=states, since=since))
+    found = await in_db(lambda s: service.live_conversations(session=s, states=states, since=since))
     return {"conversations": found}
 
 
 @router.get("/conversations")
 async def my_conversations(who: Agent, handoff: HandoffDep) -> dict[str, Any]:
-    ids: list[str] = await _db(
+    ids: list[str] = await in_db(
         lambda s: service.agent_conversations(session=s, agent_id=who.staff.id)
     )
     return {"conversations": [await _detail(handoff, cid) for cid in ids]}
@@ -220,7 +214,7 @@ async def typing(
 ) -> dict[str, Any]:
     """The agent is typing (or stopped): the shopper's widget shows it. Only the owner's
     typing is passed on; the console sends it at most every few seconds."""
-    owner = await _db(lambda s: service.owner(session=s, conversation_id=conversation_id))
+    owner = await in_db(lambda s: service.owner(session=s, conversation_id=conversation_id))
     if owner != who.staff.id:
         raise HandoffConflict("this conversation is not yours")
     handoff.hub.publish(conversation_id, {"type": "typing", "on": body.on})
@@ -245,7 +239,7 @@ async def close(
 async def list_tickets(
     who: Agent, state: Annotated[Literal["open", "done"] | None, Query()] = "open"
 ) -> dict[str, Any]:
-    found = await _db(lambda s: tickets.list_tickets(session=s, state=state))
+    found = await in_db(lambda s: tickets.list_tickets(session=s, state=state))
     return {"tickets": [t.to_dict() for t in found]}
 
 
@@ -253,7 +247,7 @@ async def list_tickets(
 async def close_ticket(
     ticket_id: int, body: TicketCloseIn, who: Agent, handoff: HandoffDep
 ) -> dict[str, Any]:
-    ticket = await _db(
+    ticket = await in_db(
         lambda s: tickets.close_ticket(
             session=s, ticket_id=ticket_id, agent_id=who.staff.id, resolution=body.resolution
         )
@@ -272,7 +266,7 @@ async def agent_socket(websocket: WebSocket) -> None:
         return
     token = websocket.cookies.get(SESSION_COOKIE)
     who: SessionView | None = (
-        await _db(lambda s: staff_service.session_for(session=s, token=token)) if token else None
+        await in_db(lambda s: staff_service.session_for(session=s, token=token)) if token else None
     )
     if who is None or who.staff.role not in AGENT_ROLES:
         await websocket.close(code=4401)
@@ -300,7 +294,7 @@ async def agent_socket(websocket: WebSocket) -> None:
                 "conversations": service.agent_conversations(session=s, agent_id=agent_id),
             }
 
-        await websocket.send_json(await _db(snapshot))
+        await websocket.send_json(await in_db(snapshot))
         pumps = [asyncio.create_task(pump(events)) for _, events in queues]
         while True:
             raw = await websocket.receive_text()

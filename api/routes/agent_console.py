@@ -16,16 +16,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.handoff import HandoffService
-from api.routes.console import Forbidden, _check_csrf, render, require_role
-from bot.db import run_with_retry
+from api.routes.console import Forbidden, check_csrf, render, require_role
 from bot.errors import KefuError, NotFound
-from bot.labels import label
+from bot.labels import codes, label
 from bot.models.handoff import DISPOSITIONS
 from bot.services import agent_desk, canned, consent, tickets
 from bot.services import handoff as handoff_service
@@ -133,21 +132,6 @@ LABELS: dict[str, tuple[str, str]] = {
     "live_off": ("实时连接已断开，正在重连…", "Live updates lost; reconnecting…"),
     "typing_sent": ("对方可以看到“正在输入”", "The shopper sees 'typing'"),
 }
-DISPOSITION_LABELS: dict[str, tuple[str, str]] = {
-    "resolved": ("已解决", "Resolved"),
-    "unresolved": ("未解决", "Not resolved"),
-    "follow_up": ("待跟进", "Follow up"),
-    "spam": ("垃圾消息", "Spam"),
-    "duplicate": ("重复会话", "Duplicate"),
-}
-REASON_LABELS: dict[str, tuple[str, str]] = {
-    "requested": ("顾客要求转人工", "the shopper asked for a person"),
-    "fallback": ("连续两次没听懂", "two misunderstandings in a row"),
-    "complaint": ("投诉", "a complaint"),
-    "angry_complaint": ("情绪激烈的投诉", "a strongly negative complaint"),
-    "vip": ("VIP 顾客遇到问题", "a VIP with a problem"),
-    "takeover": ("客服主动接入", "an agent took over"),
-}
 
 
 def _lang(request: Request) -> str:
@@ -169,16 +153,14 @@ def _reason(lang: str, reason: str | None) -> str:
     if not reason:
         return ""
     base = reason.split(":", 1)[0]
-    pair = REASON_LABELS.get(base)
-    if pair is None:
+    if base not in codes("handoff_reason"):
         return reason
-    text = pair[1 if lang == "en" else 0]
+    text = label("handoff_reason", base, lang)
     return f"{text} ({reason})" if base == "turn_failed" or ":" in reason else text
 
 
 def _page(request: Request, template: str, who: SessionView, **context: Any) -> Response:
     lang = _lang(request)
-    index = 1 if lang == "en" else 0
     response = render(
         request,
         template,
@@ -186,17 +168,13 @@ def _page(request: Request, template: str, who: SessionView, **context: Any) -> 
         lang=lang,
         t=_t(lang),
         reason_label=lambda r: _reason(lang, r),
-        dispositions=[(d, DISPOSITION_LABELS.get(d, (d, d))[index]) for d in DISPOSITIONS],
+        dispositions=[(d, label("disposition", d, lang)) for d in DISPOSITIONS],
         code_label=lambda kind, code: label(kind, code, lang) if code else "",
         **context,
     )
     if request.query_params.get("lang") in ("zh", "en"):
         response.set_cookie(LANG_COOKIE, lang, samesite="lax", httponly=True, path="/console")
     return response
-
-
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
 
 
 def _handoff(request: Request) -> HandoffService:
@@ -245,7 +223,7 @@ def _inbox(session: Session, who: SessionView, handoff: HandoffService) -> dict[
 @router.get("")
 async def inbox(request: Request, who: DeskStaff) -> Response:
     handoff = _handoff(request)
-    found = await _db(lambda s: _inbox(s, who, handoff))
+    found = await in_db(lambda s: _inbox(s, who, handoff))
     template = (
         "console/agent/inbox_lists.html"
         if request.headers.get("HX-Request")
@@ -261,7 +239,7 @@ async def set_status(
     status: Annotated[str, Form(max_length=16)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     await _handoff(request).set_status(who.staff.id, status, None)
     return RedirectResponse("/console/agent", status_code=303)
 
@@ -274,8 +252,8 @@ async def close_ticket(
     resolution: Annotated[str, Form(max_length=500)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
-    ticket = await _db(
+    check_csrf(who, csrf_token)
+    ticket = await in_db(
         lambda s: tickets.close_ticket(
             session=s, ticket_id=ticket_id, agent_id=who.staff.id, resolution=resolution
         )
@@ -329,11 +307,11 @@ def _conversation(
 async def conversation_page(request: Request, who: DeskStaff, conversation_id: str) -> Response:
     handoff = _handoff(request)
     try:
-        found = await _db(lambda s: _conversation(s, conversation_id, who, handoff))
+        found = await in_db(lambda s: _conversation(s, conversation_id, who, handoff))
     except NotFound:
         found = None
     if found is None:
-        listed = await _db(lambda s: _inbox(s, who, handoff))
+        listed = await in_db(lambda s: _inbox(s, who, handoff))
         missing = "没有这个会话。" if _lang(request) == "zh" else "No such conversation."
         response = _page(request, "console/agent/inbox.html", who, error=missing, **listed)
         response.status_code = 404
@@ -390,7 +368,7 @@ async def canned_for_conversation(
         return results
 
     try:
-        results = await _db(work)
+        results = await in_db(work)
     except NotFound:
         return JSONResponse({"error": {"code": "not_found"}}, status_code=404)
     return JSONResponse({"results": results})
@@ -403,7 +381,7 @@ async def claim(
     conversation_id: str,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     return await _then_back(conversation_id, _handoff(request).claim(conversation_id, who.staff.id))
 
 
@@ -416,7 +394,7 @@ async def reply(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     """The reply box without JavaScript (the script sends through the agent API)."""
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     return await _then_back(
         conversation_id, _handoff(request).send(conversation_id, who.staff.id, text)
     )
@@ -430,10 +408,10 @@ async def add_note(
     text: Annotated[str, Form(max_length=agent_desk.MAX_NOTE)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     return await _then_back(
         conversation_id,
-        _db(
+        in_db(
             lambda s: agent_desk.add_note(
                 session=s, conversation_id=conversation_id, staff_id=who.staff.id, text=text
             )
@@ -451,7 +429,7 @@ async def add_tag(
     remove: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
 
     def work(session: Session) -> None:
         if scope == "customer":
@@ -466,7 +444,7 @@ async def add_tag(
                 session=session, conversation_id=conversation_id, tag=tag, staff_id=who.staff.id
             )
 
-    return await _then_back(conversation_id, _db(work))
+    return await _then_back(conversation_id, in_db(work))
 
 
 @router.post("/c/{conversation_id}/handback")
@@ -476,7 +454,7 @@ async def hand_back(
     conversation_id: str,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     return await _then_back(
         conversation_id, _handoff(request).hand_back(conversation_id, who.staff.id)
     )
@@ -491,17 +469,17 @@ async def close(
     ask_csat: Annotated[str, Form(max_length=8)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     handoff = _handoff(request)
     try:
-        handoff_id = await _db(
+        handoff_id = await in_db(
             lambda s: agent_desk.live_handoff_id(session=s, conversation_id=conversation_id)
         )
         await handoff.close(conversation_id, who.staff.id, disposition)
     except KefuError as exc:
         return _back(conversation_id, str(exc))
     if ask_csat:
-        message = await _db(
+        message = await in_db(
             lambda s: agent_desk.ask_satisfaction(
                 session=s,
                 conversation_id=conversation_id,
@@ -526,7 +504,7 @@ async def _library(
     request: Request, who: SessionView, *, error: str | None = None, status: int = 200
 ) -> Response:
     q = request.query_params.get("q", "")[:100]
-    found = await _db(
+    found = await in_db(
         lambda s: (
             canned.search(session=s, query=q, limit=500) if q else canned.list_responses(session=s)
         )
@@ -562,9 +540,9 @@ async def canned_save(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _supervisor(who)
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(
+        await in_db(
             lambda s: canned.save(
                 session=s,
                 shortcode=shortcode,
@@ -588,9 +566,9 @@ async def canned_delete(
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
     _supervisor(who)
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(lambda s: canned.remove(session=s, canned_id=canned_id))
+        await in_db(lambda s: canned.remove(session=s, canned_id=canned_id))
     except NotFound:
         return await _library(request, who, error="No such canned response.", status=404)
     return RedirectResponse("/console/agent/canned", status_code=303)

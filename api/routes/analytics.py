@@ -9,17 +9,14 @@ vendored Chart.js, and a data table under each chart) or into JSON (``data.json`
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.errors import error_body
 from api.routes.console import render, require_role
-from bot.db import run_with_retry
 from bot.errors import KefuError
 from bot.services import analytics
 from bot.services.staff import SessionView
@@ -51,14 +48,10 @@ REASONS = {
 }
 
 
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
 async def _figures(start: str | None, end: str | None) -> dict[str, Any]:
     tz = get_settings().store_timezone
     first, last = analytics.parse_range(start, end, tz=tz)
-    return dict(await _db(lambda s: analytics.dashboard(s, start=first, end=last, tz=tz)))
+    return dict(await in_db(lambda s: analytics.dashboard(s, start=first, end=last, tz=tz)))
 
 
 def _heat_level(count: int, peak: int) -> int:

@@ -13,13 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
-from bot.db import run_with_retry
+from api.db import in_db
 from bot.errors import InvalidInput, KefuError
 from bot.models.staff import ROLES
 from bot.services import staff as staff_service
@@ -53,15 +51,11 @@ class Forbidden(Exception):
     """Logged in, but this page is not for the role."""
 
 
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
 async def current_staff(request: Request) -> SessionView:
     token = request.cookies.get(SESSION_COOKIE)
     if not token:
         raise LoginRequired
-    found: SessionView | None = await _db(
+    found: SessionView | None = await in_db(
         lambda s: staff_service.session_for(session=s, token=token)
     )
     if found is None:
@@ -84,8 +78,14 @@ def require_role(*roles: str) -> Callable[[SessionView], SessionView]:
 AdminStaff = Annotated[SessionView, Depends(require_role("admin"))]
 
 
-def _check_csrf(who: SessionView, token: str) -> None:
-    if not hmac.compare_digest(who.csrf_token, token or ""):
+def csrf_matches(who: SessionView, token: str | None) -> bool:
+    """Whether ``token`` is the staff session's CSRF token (compared in constant time)."""
+    return hmac.compare_digest(who.csrf_token, token or "")
+
+
+def check_csrf(who: SessionView, token: str) -> None:
+    """Refuse a console form that does not carry the session's CSRF token."""
+    if not csrf_matches(who, token):
         raise InvalidInput("the form expired; reload the page and try again")
 
 
@@ -145,7 +145,7 @@ async def login(
         return _login_page(request, error="The form expired; please try again.", status=400)
     ip = request.client.host if request.client else "unknown"
     try:
-        result = await _db(
+        result = await in_db(
             lambda s: staff_service.log_in(session=s, email=email, password=password, ip=ip)
         )
     except LoginThrottled:
@@ -174,9 +174,9 @@ async def login(
 async def logout(
     request: Request, who: CurrentStaff, csrf_token: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     token = request.cookies.get(SESSION_COOKIE, "")
-    await _db(lambda s: staff_service.log_out(session=s, token=token))
+    await in_db(lambda s: staff_service.log_out(session=s, token=token))
     response = RedirectResponse("/console/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -200,9 +200,9 @@ async def change_password(
     new: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(
+        await in_db(
             lambda s: staff_service.change_password(
                 session=s, staff_id=who.staff.id, current=current, new=new
             )
@@ -217,7 +217,7 @@ async def change_password(
 
 @router.get("/admin/staff")
 async def staff_page(request: Request, who: AdminStaff) -> Response:
-    people = await _db(lambda s: staff_service.list_staff(session=s))
+    people = await in_db(lambda s: staff_service.list_staff(session=s))
     return render(request, "console/staff.html", who, people=people)
 
 
@@ -231,15 +231,15 @@ async def add_staff(
     password: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(
+        await in_db(
             lambda s: staff_service.create_staff(
                 session=s, email=email, name=name, role=role, password=password
             )
         )
     except KefuError as exc:
-        people = await _db(lambda s: staff_service.list_staff(session=s))
+        people = await in_db(lambda s: staff_service.list_staff(session=s))
         return render(request, "console/staff.html", who, status=400, people=people, error=str(exc))
     return RedirectResponse("/console/admin/staff", status_code=303)
 
@@ -252,13 +252,13 @@ async def reset_password(
     password: Annotated[str, Form(max_length=200)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(
+        await in_db(
             lambda s: staff_service.reset_password(session=s, staff_id=staff_id, new=password)
         )
     except KefuError as exc:
-        people = await _db(lambda s: staff_service.list_staff(session=s))
+        people = await in_db(lambda s: staff_service.list_staff(session=s))
         return render(request, "console/staff.html", who, status=400, people=people, error=str(exc))
     return RedirectResponse("/console/admin/staff", status_code=303)
 

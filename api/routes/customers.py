@@ -7,28 +7,21 @@ nothing. The profile is computed by ``bot.services.profile``; 404 for an unknown
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Request
 from fastapi.encoders import jsonable_encoder
-from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.routes.agent import AGENT_ROLES, Forbidden, NotAuthenticated
 from api.routes.console import LoginRequired, current_staff
-from bot.db import run_with_retry
 from bot.services.profile import customer_360
 from bot.services.staff import SessionView
 
 router = APIRouter(prefix="/api/agent/customers", tags=["customers"])
 
 READ_ROLES = (*AGENT_ROLES, "ops")
-
-
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
 
 
 async def current_reader(request: Request) -> SessionView:
@@ -49,6 +42,6 @@ Reader = Annotated[SessionView, Depends(current_reader)]
 async def customer_profile(external_id: str, who: Reader) -> dict[str, Any]:
     """The customer's profile: identity, contact history, open issues, satisfaction,
     sentiment, value, RFM, tags, the latest orders and conversations, and the timeline."""
-    profile = await _db(lambda s: customer_360(session=s, external_id=external_id))
+    profile = await in_db(lambda s: customer_360(session=s, external_id=external_id))
     body: dict[str, Any] = jsonable_encoder(asdict(profile))
     return body

@@ -16,7 +16,8 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from api.routes.console import _check_csrf, _db, render, require_role
+from api.db import in_db
+from api.routes.console import check_csrf, render, require_role
 from bot.clock import utcnow
 from bot.errors import KefuError
 from bot.services import lifecycle
@@ -87,7 +88,7 @@ def _live(endpoint: lifecycle.EndpointView | None, now: datetime) -> bool:
 async def _page(
     request: Request, who: SessionView, *, error: str | None = None, status: int = 200
 ) -> Response:
-    state = await _db(_state)
+    state = await in_db(_state)
     context = {
         **state,
         "manager_live": _live(state["endpoint"], utcnow()),
@@ -111,7 +112,7 @@ async def models_page(request: Request, who: OpsStaff) -> Response:
 @router.get("/state")
 async def state_fragment(request: Request, who: OpsStaff) -> Response:
     """The part that changes while a job runs (htmx polls it)."""
-    state = await _db(_state)
+    state = await in_db(_state)
     return render(
         request,
         "console/models/_state.html",
@@ -129,10 +130,10 @@ async def state_fragment(request: Request, who: OpsStaff) -> Response:
 async def start_retrain(
     request: Request, who: OpsStaff, csrf_token: Annotated[str, Form(max_length=100)] = ""
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     settings = request.app.state.settings
     try:
-        version, corrections = await _db(
+        version, corrections = await in_db(
             lambda s: lifecycle.start_retrain(
                 session=s, settings=settings, corrections=lifecycle.corrections_from_review
             )
@@ -151,9 +152,9 @@ async def activate(
     version_id: int,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        await _db(lambda s: lifecycle.request_activation(session=s, version_id=version_id))
+        await in_db(lambda s: lifecycle.request_activation(session=s, version_id=version_id))
     except KefuError as exc:
         status = 404 if exc.code == "not_found" else 400
         return await _page(request, who, error=str(exc), status=status)

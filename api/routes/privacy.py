@@ -35,22 +35,20 @@ Errors are ``{"error": {"code", "message"}}``: 401 not logged in / no logged-in 
 
 from __future__ import annotations
 
-import hmac
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.errors import error_body
-from api.routes.console import LoginRequired, current_staff
-from bot.db import run_with_retry
+from api.routes.console import LoginRequired, csrf_matches, current_staff
 from bot.errors import KefuError
 from bot.identity import verify_customer_token, verify_visitor
 from bot.models import Customer, Visitor
@@ -82,10 +80,6 @@ class PrivacyForbidden(KefuError):
 
 class ConsentIn(BaseModel):
     marketing: bool
-
-
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
 
 
 def _settings(request: Request) -> Settings:
@@ -132,7 +126,7 @@ async def shopper_customer_id(
         customer = s.scalar(select(Customer.id).where(Customer.external_id == external_id))
         return known, customer
 
-    known, customer_id = await _db(work)
+    known, customer_id = await in_db(work)
     if not known:
         raise PrivacyNotAuthenticated("unknown visitor: open the chat again")
     if customer_id is None:
@@ -156,7 +150,7 @@ def staff_with_role(*roles: str) -> Callable[..., Awaitable[SessionView]]:
             raise PrivacyNotAuthenticated("log in at /console/login") from exc
         if who.staff.role not in roles:
             raise PrivacyForbidden(f"this is for {', '.join(roles)}")
-        if request.method in UNSAFE and not hmac.compare_digest(who.csrf_token, x_csrf_token or ""):
+        if request.method in UNSAFE and not csrf_matches(who, x_csrf_token):
             raise PrivacyForbidden("missing or wrong X-CSRF-Token header")
         return who
 
@@ -178,7 +172,7 @@ def _state(session: Session, customer_id: int, version: str) -> dict[str, Any]:
 async def shopper_consent(request: Request, customer_id: ShopperId) -> dict[str, Any]:
     """The logged-in shopper's marketing consent."""
     version = _settings(request).consent_version
-    state: dict[str, Any] = await _db(lambda s: _state(s, customer_id, version))
+    state: dict[str, Any] = await in_db(lambda s: _state(s, customer_id, version))
     return state
 
 
@@ -199,7 +193,7 @@ async def shopper_set_consent(
         )
         return _state(s, customer_id, version)
 
-    state: dict[str, Any] = await _db(work)
+    state: dict[str, Any] = await in_db(work)
     return state
 
 
@@ -216,7 +210,7 @@ async def staff_consent(request: Request, external_id: str, who: ConsentStaff) -
         ]
         return state
 
-    state: dict[str, Any] = await _db(work)
+    state: dict[str, Any] = await in_db(work)
     return state
 
 
@@ -239,7 +233,7 @@ async def staff_set_consent(
         )
         return _state(s, customer_id, version)
 
-    state: dict[str, Any] = await _db(work)
+    state: dict[str, Any] = await in_db(work)
     return state
 
 
@@ -286,7 +280,7 @@ async def admin_export(request: Request, external_id: str, who: AdminStaff) -> J
         )
         return document
 
-    document: dict[str, Any] = await _db(work)
+    document: dict[str, Any] = await in_db(work)
     return _attachment(document, external_id)
 
 
@@ -349,7 +343,7 @@ async def shopper_export(request: Request, token: str) -> JSONResponse:
         return document
 
     try:
-        document: dict[str, Any] = await _db(work)
+        document: dict[str, Any] = await in_db(work)
     except KeyError as exc:
         raise PrivacyNotAuthenticated("this download link is not valid") from exc
     return _attachment(document, document["customer"]["external_id"])
@@ -375,7 +369,7 @@ async def admin_erase(request: Request, external_id: str, who: AdminStaff) -> di
         )
         return report.to_dict()
 
-    result: dict[str, Any] = await _db(work)
+    result: dict[str, Any] = await in_db(work)
     result.pop("customer_id", None)
     return {"external_id": external_id, **result}
 

@@ -10,21 +10,20 @@ the staff member's role may see it (``bot.privacy.views.for_role``: masked for o
 
 from __future__ import annotations
 
-import hmac
 import threading
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, time, timezone
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.routes.console import render, require_role
+from api.db import in_db
+from api.routes.console import check_csrf, render, require_role
 from bot import search
-from bot.db import get_sessionmaker, run_with_retry
+from bot.db import get_sessionmaker
 from bot.errors import InvalidInput, KefuError, NotFound
 from bot.models import Message
 from bot.services import review as rv
@@ -35,15 +34,6 @@ router = APIRouter(prefix="/console/review", tags=["review"], include_in_schema=
 REVIEW_ROLES = ("ops", "admin")
 OpsStaff = Annotated[SessionView, Depends(require_role(*REVIEW_ROLES))]
 FILTER_NAMES = tuple(rv.ReviewFilters.__dataclass_fields__)
-
-
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
-def _check_csrf(who: SessionView, token: str) -> None:
-    if not hmac.compare_digest(who.csrf_token, token or ""):
-        raise InvalidInput("the form expired; reload the page and try again")
 
 
 def _options(choices: rv.FilterChoices) -> dict[str, list[tuple[str, str]]]:
@@ -90,9 +80,9 @@ async def review_list(request: Request, who: OpsStaff, after: str = "") -> Respo
         return {"choices": choices, "filters": filters, "page": page}
 
     try:
-        found = await _db(load)
+        found = await in_db(load)
     except KefuError as exc:
-        choices = await _db(lambda s: rv.filter_choices(session=s))
+        choices = await in_db(lambda s: rv.filter_choices(session=s))
         return render(
             request, "console/review/list.html", who, status=400, error=str(exc),
             options=_options(choices), filters=None, values=params, page=None, next_url=None,
@@ -130,7 +120,7 @@ async def _transcript_page(
     status: int = 200,
 ) -> Response:  # fmt: skip
     try:
-        found = await _db(lambda s: _transcript_context(s, conversation_id, who.staff.role))
+        found = await in_db(lambda s: _transcript_context(s, conversation_id, who.staff.role))
     except NotFound:
         return render(
             request, "console/review/transcript.html", who, status=404,
@@ -157,7 +147,7 @@ async def label_turn(
     entities: Annotated[str, Form(max_length=2000)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
 
     def work(session: Session) -> None:
         message = session.get(Message, message_id)
@@ -174,7 +164,7 @@ async def label_turn(
         session.commit()
 
     try:
-        await _db(work)
+        await in_db(work)
     except NotFound as exc:
         return await _transcript_page(request, who, conversation_id, error=str(exc), status=404)
     except KefuError as exc:
@@ -192,7 +182,7 @@ async def review_status(
     status: Annotated[str, Form(max_length=16)],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
 
     def work(session: Session) -> None:
         rv.set_review_status(
@@ -202,7 +192,7 @@ async def review_status(
         session.commit()
 
     try:
-        await _db(work)
+        await in_db(work)
     except NotFound as exc:
         return await _transcript_page(request, who, conversation_id, error=str(exc), status=404)
     except KefuError as exc:
@@ -218,7 +208,7 @@ async def _checked_filters(request: Request) -> rv.ReviewFilters:
         rv.conversation_conditions(session, filters)  # an unknown segment fails here, not mid-file
         return filters
 
-    result: rv.ReviewFilters = await _db(check)
+    result: rv.ReviewFilters = await in_db(check)
     return result
 
 
@@ -258,7 +248,7 @@ async def nlu_yaml(who: OpsStaff, since: str = "") -> Response:
     def work(session: Session) -> str:
         return rv.corrected_examples_yaml(session, since=start)
 
-    body: str = await _db(work)
+    body: str = await in_db(work)
     return PlainTextResponse(
         body,
         media_type="application/x-yaml; charset=utf-8",
@@ -277,7 +267,7 @@ async def stories_yaml(
         wanted = chosen or rv.story_ids(session=session, filters=filters or rv.ReviewFilters())
         return rv.conversation_test_stories(session, wanted)
 
-    body: str = await _db(work)
+    body: str = await in_db(work)
     return PlainTextResponse(
         body,
         media_type="application/x-yaml; charset=utf-8",

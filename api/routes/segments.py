@@ -7,19 +7,18 @@ forms into calls and results into pages. Forms carry the session's CSRF token.
 
 from __future__ import annotations
 
-import hmac
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
-from api.routes.console import render, require_role
-from bot.db import get_sessionmaker, run_with_retry
-from bot.errors import InvalidInput, KefuError, NotFound
+from api.db import in_db
+from api.routes.console import check_csrf, render, require_role
+from bot.db import get_sessionmaker
+from bot.errors import KefuError, NotFound
 from bot.services import segments as seg
 from bot.services.staff import SessionView
 
@@ -36,15 +35,6 @@ EXAMPLE_RULE = {
         {"marketing_consent": True},
     ]
 }
-
-
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
-def _check_csrf(who: SessionView, token: str) -> None:
-    if not hmac.compare_digest(who.csrf_token, token or ""):
-        raise InvalidInput("the form expired; reload the page and try again")
 
 
 def _pretty(rule: dict[str, Any]) -> str:
@@ -72,7 +62,7 @@ async def _builder(
 ) -> Response:
     if request.headers.get("HX-Request") and preview is not None:
         return render(request, "console/segments_preview.html", who, status=status, **preview)
-    saved = await _db(lambda s: seg.list_segments(session=s))
+    saved = await in_db(lambda s: seg.list_segments(session=s))
     return render(
         request,
         "console/segments.html",
@@ -99,10 +89,10 @@ async def preview(
     name: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
         checked = seg.parse_rule(rule)
-        found = await _db(lambda s: _preview(s, checked))
+        found = await in_db(lambda s: _preview(s, checked))
     except KefuError as exc:
         return await _builder(request, who, rule_text=rule, name=name, error=str(exc), status=400)
     return await _builder(request, who, rule_text=rule, name=name, preview=found)
@@ -116,9 +106,9 @@ async def save(
     name: Annotated[str, Form(max_length=100)] = "",
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
-        saved = await _db(
+        saved = await in_db(
             lambda s: seg.save_segment(session=s, name=name, rule=rule, created_by=who.staff.id)
         )
     except KefuError as exc:
@@ -135,7 +125,7 @@ async def saved_segment(
         return {"segment": segment, **_preview(session, segment.rule, after_id=max(0, after))}
 
     try:
-        found = await _db(load)
+        found = await in_db(load)
     except NotFound:
         return render(
             request, "console/segments.html", who, status=404, error="No such segment.",
@@ -148,7 +138,7 @@ async def saved_segment(
 
 @router.get("/{segment_id}/export.csv")
 async def export(who: OpsStaff, segment_id: int) -> Response:
-    segment = await _db(lambda s: seg.get_segment(session=s, segment_id=segment_id))
+    segment = await in_db(lambda s: seg.get_segment(session=s, segment_id=segment_id))
 
     def rows() -> Iterator[bytes]:
         # Its own session, open for as long as the download runs (rows are streamed).

@@ -9,17 +9,14 @@ switch lets a tester be any seeded customer; it is off in production (``KEFU_DEM
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
-from sqlalchemy.orm import Session
 
-from bot.db import run_with_retry
+from api.db import in_db
 from bot.errors import NotFound
 from bot.formatting import format_money
 from bot.identity import issue_customer_token
@@ -72,10 +69,6 @@ def text(key: str, language: str) -> str:
     return en if language == "en" else zh
 
 
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
 def store_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
@@ -93,7 +86,7 @@ async def _logged_in(request: Request) -> CustomerListing | None:
     external_id = request.cookies.get(CUSTOMER_COOKIE)
     if not external_id:
         return None
-    found: CustomerListing | None = await _db(
+    found: CustomerListing | None = await in_db(
         lambda s: customers.customer_by_external_id(session=s, external_id=external_id)
     )
     return found
@@ -110,7 +103,7 @@ async def _render(
 ) -> Response:
     language = _language(request)
     who = await _logged_in(request)
-    switch: list[CustomerListing] = await _db(lambda s: customers.list_customers(session=s))
+    switch: list[CustomerListing] = await in_db(lambda s: customers.list_customers(session=s))
     widget = {
         "store": "demo",
         "lang": language,
@@ -151,7 +144,7 @@ async def shop_front(request: Request, settings: StoreSettings) -> Response:
         return JSONResponse({"name": "Kefu", "widget": "/widget.js", "docs": "/docs"})
     category = request.query_params.get("category")
     category = category if category in codes("category") else None
-    listed = await _db(lambda s: products.list_products(session=s, category=category))
+    listed = await in_db(lambda s: products.list_products(session=s, category=category))
     return await _render(
         request,
         settings,
@@ -165,7 +158,7 @@ async def shop_front(request: Request, settings: StoreSettings) -> Response:
 @router.get("/p/{external_id}", response_class=HTMLResponse)
 async def product_page(request: Request, external_id: str, settings: StoreSettings) -> Response:
     _require_demo(settings)
-    product = await _db(lambda s: products.find_product(session=s, external_id=external_id[:64]))
+    product = await in_db(lambda s: products.find_product(session=s, external_id=external_id[:64]))
     if product is None:
         return await _render(
             request, settings, "store/missing.html", page={"type": "missing"}, status=404
@@ -198,7 +191,7 @@ async def store_log_in(
     customer: Annotated[str, Form(max_length=64)],
 ) -> Response:
     _require_demo(settings)
-    found = await _db(
+    found = await in_db(
         lambda s: customers.customer_by_external_id(session=s, external_id=customer.strip())
     )
     response = RedirectResponse(_back(request), status_code=303)

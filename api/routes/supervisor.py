@@ -27,14 +27,13 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from anyio import to_thread
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from api.db import in_db
 from api.handoff import HandoffService, agent_key
-from api.routes.console import _check_csrf, render, require_role
-from bot.db import run_with_retry
+from api.routes.console import check_csrf, render, require_role
 from bot.errors import KefuError, NotFound
 from bot.messages import system_message
 from bot.models import Conversation
@@ -186,10 +185,6 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-async def _db(work: Callable[[Session], Any]) -> Any:
-    return await to_thread.run_sync(lambda: run_with_retry(work))
-
-
 def _handoff(request: Request) -> HandoffService:
     service: HandoffService = request.app.state.handoff
     return service
@@ -271,7 +266,7 @@ async def _board(request: Request, sort: str) -> dict[str, Any]:
             "assigned": supervision.assigned_conversations(session=session, clock=clock),
         }
 
-    found: dict[str, Any] = await _db(work)
+    found: dict[str, Any] = await in_db(work)
     return found
 
 
@@ -302,7 +297,9 @@ async def supervisor_page(request: Request, who: Supervisor, sort: str = "flags"
 @router.get("/c/{conversation_id}")
 async def watch(request: Request, who: Supervisor, conversation_id: str) -> Response:
     try:
-        watched = await _db(lambda s: supervision.watch(session=s, conversation_id=conversation_id))
+        watched = await in_db(
+            lambda s: supervision.watch(session=s, conversation_id=conversation_id)
+        )
     except NotFound:
         return _page(
             request, "console/supervisor/watch.html", who, status=404, watched=None,
@@ -324,7 +321,7 @@ async def take_over(
     conversation_id: str,
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     try:
         await _handoff(request).claim(conversation_id, who.staff.id)
     except KefuError as exc:
@@ -340,7 +337,7 @@ async def reassign(
     to_agent: Annotated[int, Form()],
     csrf_token: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    _check_csrf(who, csrf_token)
+    check_csrf(who, csrf_token)
     handoff = _handoff(request)
 
     def work(session: Session) -> tuple[handoff_service.Reassignment, Any]:
@@ -362,7 +359,7 @@ async def reassign(
         return moved, notice
 
     try:
-        moved, notice = await _db(work)
+        moved, notice = await in_db(work)
     except KefuError as exc:
         return await _show_board(request, who, "flags", error=str(exc), status=409)
     new = moved.assignment
