@@ -210,32 +210,40 @@ def _rows(session: Session, messages: Iterable[_Text]) -> list[dict[str, Any]]:
     return rows
 
 
-def _write(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+_INSERTS: dict[str, Any] = {}
+
+
+def _write(session: Session, rows: Sequence[dict[str, Any]], *, fresh: bool = False) -> None:
+    """Write the index rows, replacing any earlier ones (none to replace when ``fresh``: the
+    messages were inserted in this flush)."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
     table = MessageSearch.__table__
     assert isinstance(table, Table)
     conn = session.connection()
-    conn.execute(delete(table).where(table.c.message_id.in_([r["message_id"] for r in rows])))
-    stmt = insert(table).values(
-        message_id=bindparam("message_id"),
-        conversation_id=bindparam("conversation_id"),
-        created_at=bindparam("created_at"),
-        terms=_terms_value(dialect, bindparam("words", type_=Text)),
-    )
-    conn.execute(stmt, list(rows))
+    if not fresh:
+        conn.execute(delete(table).where(table.c.message_id.in_([r["message_id"] for r in rows])))
+    if dialect not in _INSERTS:  # built once: this runs with every shopper message
+        _INSERTS[dialect] = insert(table).values(
+            message_id=bindparam("message_id"),
+            conversation_id=bindparam("conversation_id"),
+            created_at=bindparam("created_at"),
+            terms=_terms_value(dialect, bindparam("words", type_=Text)),
+        )
+    conn.execute(_INSERTS[dialect], list(rows))
 
 
-def index_messages(session: Session, messages: Iterable[Message]) -> int:
-    """(Re)index ``messages`` (those of the indexed roles); returns how many were written."""
+def index_messages(session: Session, messages: Iterable[Message], *, fresh: bool = False) -> int:
+    """(Re)index ``messages`` (those of the indexed roles); returns how many were written.
+    ``fresh``: they were just inserted, so they have no index rows yet."""
     wanted = [
         _Text(m.id, m.conversation_id, m.created_at, m.text, m.language)
         for m in messages
         if m.role in INDEXED_ROLES and m.id is not None
     ]
     with session.no_autoflush:
-        _write(session, _rows(session, wanted))
+        _write(session, _rows(session, wanted), fresh=fresh)
     return len(wanted)
 
 
@@ -277,7 +285,7 @@ def reindex(session: Session, *, batch: int = 2000) -> int:
         ]
         if not page:
             return done
-        _write(session, _rows(session, page))
+        _write(session, _rows(session, page), fresh=True)  # the table was emptied above
         done += len(page)
         after = page[-1].message_id
 
@@ -299,8 +307,13 @@ register_transcript_hook(_forget_transcripts)
 
 @event.listens_for(Session, "after_flush")
 def _index_after_flush(session: Session, _flush: UOWTransaction) -> None:
-    fresh = [o for o in session.new if isinstance(o, Message)]
-    edited = [o for o in session.dirty if isinstance(o, Message) and _changed_text(o)]
-    todo = [m for m in (*fresh, *edited) if m.role in INDEXED_ROLES]
-    if todo:
-        index_messages(session, todo)
+    fresh = [o for o in session.new if isinstance(o, Message) and o.role in INDEXED_ROLES]
+    edited = [
+        o
+        for o in session.dirty
+        if isinstance(o, Message) and o.role in INDEXED_ROLES and _changed_text(o)
+    ]
+    if fresh:
+        index_messages(session, fresh, fresh=True)
+    if edited:
+        index_messages(session, edited)

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, exists, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from bot.clock import Clock, utcnow
 from bot.errors import InvalidToken, NotFound, RateLimited
@@ -123,6 +123,56 @@ def _view(m: Message) -> MessageView:
 
 def _new_id() -> str:
     return secrets.token_hex(16)
+
+
+# The turn path writes with table statements (no ORM unit of work); objects of the same rows
+# that the caller's session already holds are expired, so they are read again when used.
+_MESSAGES = cast(Table, Message.__table__)
+_CONVERSATIONS = cast(Table, Conversation.__table__)
+_TURN_FIELDS = (
+    "status", "failure", "intent", "confidence", "entities", "actions", "language", "latency_ms"
+)  # fmt: skip
+
+
+def _expire_loaded(session: Session, model: type[Any], key: Any, fields: list[str]) -> None:
+    loaded = session.identity_map.get(identity_key(model, key))
+    if loaded is not None:
+        session.expire(loaded, fields)
+
+
+# Built once, run with bind parameters: this is every shopper message's path.
+_TOUCH = (
+    update(_CONVERSATIONS)
+    .where(_CONVERSATIONS.c.id == bindparam("conversation_id"))
+    .values(last_message_at=bindparam("now"))
+)
+_FIND = select(_MESSAGES.c.id).where(
+    _MESSAGES.c.conversation_id == bindparam("conversation_id"),
+    _MESSAGES.c.client_msg_id == bindparam("client_msg_id"),
+)
+_RECORD = (
+    update(_MESSAGES)
+    .where(_MESSAGES.c.id == bindparam("message_id"), _MESSAGES.c.status == "pending")
+    .values({field: bindparam(field) for field in _TURN_FIELDS})
+    .returning(_MESSAGES.c.conversation_id)
+)
+_REPLY = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+_owned_updates: dict[frozenset[str], Any] = {}
+
+
+def _owned_update(fields: frozenset[str]) -> Any:
+    """UPDATE the conversation's ``fields`` while the bot owns it, returning its customer."""
+    if fields not in _owned_updates:
+        _owned_updates[fields] = (
+            update(_CONVERSATIONS)
+            .where(
+                _CONVERSATIONS.c.id == bindparam("conversation_id"),
+                _CONVERSATIONS.c.state == "bot",
+            )
+            .values({f: bindparam(f"v_{f}") for f in sorted(fields)})
+            .returning(_CONVERSATIONS.c.customer_id)
+        )
+    return _owned_updates[fields]
 
 
 def start_session(
@@ -259,11 +309,10 @@ def _merge_anonymous(session: Session, visitor_id: str, customer_id: int, clock:
 
 def find_inbound(*, session: Session, conversation_id: str, client_msg_id: str) -> Inbound | None:
     """The shopper message already stored under this client message id, if any."""
-    existing = session.scalars(
-        select(Message).where(
-            Message.conversation_id == conversation_id, Message.client_msg_id == client_msg_id
-        )
-    ).first()
+    found = session.connection().scalar(
+        _FIND, {"conversation_id": conversation_id, "client_msg_id": client_msg_id}
+    )  # a plain id first: nearly every message is new, and that answer costs no ORM load
+    existing = session.get(Message, found) if found is not None else None
     return Inbound(_view(existing), existing.uid, duplicate=True) if existing else None
 
 
@@ -277,15 +326,22 @@ def record_inbound(
     sentiment: float | None = None,
     clock: Clock = utcnow,
 ) -> Inbound:
-    """Store a shopper message once per client message id; a repeat returns the first."""
+    """Store a shopper message once per client message id; a repeat returns the first.
+
+    The conversation's row is updated (and so locked) first: two requests carrying the same
+    client id then take turns, and the second finds the first one's message instead of
+    colliding with it — no savepoint, three statements for a new message."""
+    now = clock()
+    session.flush()  # the table statements below do not autoflush the caller's changes
+    touched = session.connection().execute(_TOUCH, {"conversation_id": conversation_id, "now": now})
+    if not touched.rowcount:
+        raise NotFound("conversation")
+    _expire_loaded(session, Conversation, conversation_id, ["last_message_at"])
     existing_inbound = find_inbound(
         session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
     )
     if existing_inbound is not None:
         return existing_inbound
-    if session.get(Conversation, conversation_id) is None:
-        raise NotFound("conversation")
-    now = clock()
     message = Message(
         uid=_new_id(),
         conversation_id=conversation_id,
@@ -297,20 +353,8 @@ def record_inbound(
         sentiment=sentiment,
         created_at=now,
     )
-    try:
-        with session.begin_nested():
-            session.add(message)
-    except IntegrityError:
-        # The same client id raced in from another connection: the first one wins.
-        raced = find_inbound(
-            session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
-        )
-        if raced is None:
-            raise
-        return raced
-    session.execute(
-        update(Conversation).where(Conversation.id == conversation_id).values(last_message_at=now)
-    )
+    session.add(message)
+    session.flush()
     return Inbound(_view(message), message.uid, duplicate=False)
 
 
@@ -353,60 +397,74 @@ def record_turn(
 ) -> list[MessageView]:
     """Store a turn's NLU result and replies; returns the replies actually stored.
 
-    Replies are kept only if the bot still owns the conversation at this moment.
+    Replies are kept only if the bot still owns the conversation at this moment. A turn is
+    recorded once: a retry of one already recorded stores nothing. Three statements for a
+    turn (the message, the conversation, the replies), a fourth when a tag rule names this
+    turn's intent — plain SQL, as this runs for every message a shopper sends.
     """
-    message = session.get(Message, message_id)
-    if message is None:
-        raise NotFound("message")
-    if message.status != "pending":
-        return []  # already recorded (a retry after a commit that did land)
     now = clock()
-    message.status = "failed" if outcome.failure else "done"
-    message.failure = outcome.failure
-    message.intent = outcome.intent
-    message.confidence = outcome.confidence
-    message.entities = outcome.entities
-    message.actions = outcome.actions
-    message.language = outcome.language
-    message.latency_ms = outcome.latency_ms
+    session.flush()  # the table statements below do not autoflush the caller's changes
+    conn = session.connection()
+    recorded = conn.execute(
+        _RECORD,
+        {
+            "message_id": message_id,
+            "status": "failed" if outcome.failure else "done",
+            "failure": outcome.failure,
+            "intent": outcome.intent,
+            "confidence": outcome.confidence,
+            "entities": outcome.entities,
+            "actions": outcome.actions,
+            "language": outcome.language,
+            "latency_ms": outcome.latency_ms,
+        },
+    ).first()
+    if recorded is None:
+        if session.get(Message, message_id) is None:
+            raise NotFound("message")
+        return []  # already recorded (a retry after a commit that did land)
+    conversation_id = recorded[0]
+    _expire_loaded(session, Message, message_id, list(_TURN_FIELDS))
 
     values: dict[str, Any] = {"last_message_at": now}
     if outcome.language in ("zh", "en"):
         values["language"] = outcome.language
     if outcome.failure or outcome.flag:
         values.update(needs_human=True, flag_reason=outcome.failure or outcome.flag)
-    result = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(Conversation)
-            .where(Conversation.id == message.conversation_id, Conversation.state == "bot")
-            .values(**values)
-        ),
-    )
-    owned = result.rowcount
-    if not owned:
+    owned = conn.execute(
+        _owned_update(frozenset(values)),
+        {"conversation_id": conversation_id, **{f"v_{k}": v for k, v in values.items()}},
+    ).first()
+    _expire_loaded(session, Conversation, conversation_id, list(values))
+    if owned is None:
         return []
-    stored: list[Message] = []
-    for reply in outcome.replies:
-        bot_message = Message(
-            uid=_new_id(),
-            conversation_id=message.conversation_id,
-            role="bot",
-            text=reply.text,
-            buttons=reply.buttons or None,
-            reply_to_id=message.id,
-            status="done",
-            created_at=now,
-        )
-        session.add(bot_message)
-        stored.append(bot_message)
-    session.flush()
-    customer_id = session.scalar(
-        select(Conversation.customer_id).where(Conversation.id == message.conversation_id)
-    )
+    rows = [
+        {
+            "uid": _new_id(),
+            "conversation_id": conversation_id,
+            "role": "bot",
+            "client_msg_id": None,
+            "text": reply.text,
+            "buttons": reply.buttons or None,
+            "reply_to_id": message_id,
+            "status": "done",
+            "created_at": now,
+        }
+        for reply in outcome.replies
+    ]
+    stored: list[MessageView] = []
+    if rows:  # bot replies are not in the search index, so no ORM flush is needed
+        ids = conn.execute(_REPLY, rows).scalars()
+        stored = [
+            MessageView(id=i, role="bot", text=r["text"], created_at=now, buttons=r["buttons"])
+            for i, r in zip(ids, rows, strict=True)
+        ]
+    customer_id = owned[0]
     if customer_id is not None and outcome.intent:
-        tags.apply_turn_rules(session=session, customer_id=customer_id, clock=clock)
-    return [_view(m) for m in stored]
+        tags.apply_turn_rules(
+            session=session, customer_id=customer_id, intent=outcome.intent, clock=clock
+        )
+    return stored
 
 
 def history(

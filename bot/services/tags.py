@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import case, delete, exists, func, insert, literal, select
+from sqlalchemy import Integer, bindparam, case, delete, exists, func, insert, literal, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
@@ -183,57 +186,162 @@ def apply_tag_rules(
     return counts
 
 
+def _intent_names(rule: Any) -> set[str]:
+    """The intents a rule's ``intent`` conditions name (negated ones too)."""
+    if isinstance(rule, list):
+        return set().union(*(_intent_names(v) for v in rule)) if rule else set()
+    if not isinstance(rule, dict):
+        return set()
+    names: set[str] = set()
+    for kind, value in rule.items():
+        if kind == "intent":
+            names.add(value if isinstance(value, str) else str(value.get("name")))
+        else:
+            names |= _intent_names(value)
+    return names
+
+
+# A turn records its messages, language, contact time and outcomes, so a rule on those can
+# change with any turn; a rule on intents only with a turn of an intent it names.
+ANY_TURN_KINDS = TURN_KINDS - {"intent"}
+
+
+def _changed_by(rule: TagRule, intent: str | None) -> bool:
+    if intent is None or _uses(rule.rule, ANY_TURN_KINDS):
+        return True
+    return intent in _intent_names(rule.rule)
+
+
+_TAG_ROW = {
+    "customer_id": bindparam("customer_id"),
+    "tag": bindparam("tag"),
+    "source": RULE_SOURCE,
+    "created_at": bindparam("created_at"),
+}
+_ADD_TAG = {  # built once: a turn of a tagged intent runs one of these
+    "postgresql": pg_insert(CustomerTag).values(_TAG_ROW).on_conflict_do_nothing(),
+    "sqlite": sqlite_insert(CustomerTag).values(_TAG_ROW).on_conflict_do_nothing(),
+}
+
+
+def _add_tag(session: Session, *, customer_id: int, tag: str, now: datetime) -> None:
+    """Add a rule tag unless the customer has it already (another conversation of theirs may
+    add it at the same moment): INSERT … ON CONFLICT DO NOTHING, one statement."""
+    values = {"customer_id": customer_id, "tag": tag, "created_at": now}
+    conn = session.connection()
+    statement = _ADD_TAG.get(conn.dialect.name)
+    if statement is not None:
+        conn.execute(statement, values)
+        return
+    try:  # pragma: no cover - the two supported databases are above
+        with session.begin_nested():
+            session.execute(insert(CustomerTag).values(source=RULE_SOURCE, **values))
+    except IntegrityError:
+        pass
+
+
+def _build_turn_query(checked: list[TagRule], now: datetime) -> Any:
+    """One SELECT over the customer ``:customer_id``: per rule, whether it holds and who
+    holds its tag (None: nobody)."""
+    if not checked:
+        return None
+    columns: list[Any] = []
+    customer_id = bindparam("customer_id", type_=Integer)
+    for i, r in enumerate(checked):
+        holds = compile_rule(r.rule, clock=lambda: now)
+        columns.append(case((holds, True), else_=False).label(f"r{i}"))
+        columns.append(
+            select(CustomerTag.source)
+            .where(CustomerTag.customer_id == customer_id, CustomerTag.tag == r.tag)
+            .scalar_subquery()
+            .label(f"h{i}")
+        )
+    return select(*columns).where(Customer.id == customer_id)
+
+
+def _said(rule: TagRule, intent: str | None) -> bool:
+    """Whether the rule is just "said ``intent``" (within some days): then the turn that
+    recorded a shopper message with that intent makes it hold, with nothing to look up."""
+    if intent is None or set(rule.rule) != {"intent"}:
+        return False
+    value = rule.rule["intent"]
+    return (value if isinstance(value, str) else value.get("name")) == intent
+
+
+@dataclass(frozen=True)
+class _TurnPlan:
+    said: list[TagRule]  # hold: this turn said their intent
+    checked: list[TagRule]  # evaluated by ``query``
+    query: Any
+
+
+def _plan(rules: list[TagRule], intent: str | None, now: datetime) -> _TurnPlan:
+    wanted = [r for r in rules if _changed_by(r, intent)]
+    said = [r for r in wanted if _said(r, intent)]
+    checked = [r for r in wanted if not _said(r, intent)]
+    return _TurnPlan(said, checked, _build_turn_query(checked, now))
+
+
+_turn_plan_cache: dict[tuple[Any, ...], _TurnPlan] = {}
+
+
+def _turn_plan(session: Session, intent: str | None, now: datetime) -> _TurnPlan:
+    """The rules file's plan for a turn of this intent, built once a minute (its time
+    windows are then at most a minute behind the clock) rather than once a turn."""
+    all_rules = _turn_rules(session, None)
+    minute = now.replace(second=0, microsecond=0)
+    key = (id(all_rules), intent, minute)
+    if key not in _turn_plan_cache:
+        if len(_turn_plan_cache) > 256:
+            _turn_plan_cache.clear()
+        _turn_plan_cache[key] = _plan(all_rules, intent, minute)
+    return _turn_plan_cache[key]
+
+
 def apply_turn_rules(
     *,
     session: Session,
     customer_id: int,
+    intent: str | None = None,
     rules: list[dict[str, Any]] | None = None,
     clock: Clock = utcnow,
 ) -> dict[str, bool]:
-    """After a turn, bring one customer's rule tags up to date at once — the rules that a
-    conversation can change (``TURN_KINDS``: intent, outcome, language, last contact); the
-    others wait for the recompute job. One query evaluates them all for this customer and one
-    reads the tags held; a tag is added or removed only when it changed. Same semantics as
-    ``apply_tag_rules``: another source's tag is never touched. Returns rule tag → holds."""
-    checked = _turn_rules(session, rules)
-    if not checked:
-        return {}
-    holds = session.execute(
-        select(
-            *(
-                case((compile_rule(r.rule, clock=clock), True), else_=False).label(f"r{i}")
-                for i, r in enumerate(checked)
-            )
-        ).where(Customer.id == customer_id)
-    ).first()
-    if holds is None:
-        return {}
-    verdict = {r.tag: bool(h) for r, h in zip(checked, holds, strict=True)}
-    held: dict[str, str] = {
-        tag: source
-        for tag, source in session.execute(
-            select(CustomerTag.tag, CustomerTag.source).where(
-                CustomerTag.customer_id == customer_id, CustomerTag.tag.in_(list(verdict))
-            )
-        )
-    }
+    """After a turn, bring one customer's rule tags up to date at once — the rules that this
+    turn can change: those naming its ``intent`` (the intent of the shopper message the turn
+    has just recorded) and those on outcomes, language and last contact (all turn rules
+    when ``intent`` is None, as after a login merge). Rules on purchases and RFM, and a time
+    window running out, are the recompute job's (``apply_tag_rules``).
+
+    A rule that is just "said this intent" holds at once: its tag is inserted unless held
+    (ON CONFLICT DO NOTHING). The others are evaluated for this customer by one query that
+    also reads the tags held, and a tag is added or removed only when it changed. A turn no
+    rule names costs no statement at all. Same semantics as ``apply_tag_rules``: another
+    source's tag is never touched. Returns rule tag → holds."""
     now = clock()
-    for tag, yes in verdict.items():
-        if yes and tag not in held:
-            try:
-                with session.begin_nested():  # another conversation of theirs may add it too
-                    session.add(
-                        CustomerTag(
-                            customer_id=customer_id, tag=tag, source=RULE_SOURCE, created_at=now
-                        )
-                    )
-            except IntegrityError:
-                pass
-        elif not yes and held.get(tag) == RULE_SOURCE:
+    plan = (
+        _turn_plan(session, intent, now)
+        if rules is None
+        else _plan(_turn_rules(session, rules), intent, now)
+    )
+    verdict: dict[str, bool] = {}
+    for r in plan.said:
+        _add_tag(session, customer_id=customer_id, tag=r.tag, now=now)
+        verdict[r.tag] = True
+    if plan.query is None:
+        return verdict
+    row = session.connection().execute(plan.query, {"customer_id": customer_id}).first()
+    if row is None:
+        return verdict
+    for i, r in enumerate(plan.checked):
+        holds, held_by = bool(row[2 * i]), row[2 * i + 1]
+        verdict[r.tag] = holds
+        if holds and held_by is None:
+            _add_tag(session, customer_id=customer_id, tag=r.tag, now=now)
+        elif not holds and held_by == RULE_SOURCE:
             session.execute(
                 delete(CustomerTag).where(
                     CustomerTag.customer_id == customer_id,
-                    CustomerTag.tag == tag,
+                    CustomerTag.tag == r.tag,
                     CustomerTag.source == RULE_SOURCE,
                 )
             )

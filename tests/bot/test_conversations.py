@@ -92,6 +92,51 @@ def test_reply_in_flight_at_takeover_is_dropped(session: Session) -> None:
     assert bots == []
 
 
+def test_a_takeover_the_caller_has_not_flushed_still_stops_the_reply(session: Session) -> None:
+    chat = _open(session)
+    inbound = _inbound(session, chat, "c-1", "hi")
+    conversation = session.get(Conversation, chat.conversation_id)
+    assert conversation is not None
+    conversation.state = "agent"  # changed in this session, not yet written
+    stored = conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("Hello!")], intent="greet"),
+    )
+    assert stored == []
+    assert conversation.state == "agent"
+
+
+def test_several_replies_come_back_in_order_with_their_stored_ids(session: Session) -> None:
+    chat = _open(session)
+    inbound = _inbound(session, chat, "c-1", "退货")
+    buttons = [{"title": "是", "payload": "/affirm"}]
+    stored = conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("一"), Reply("二", buttons), Reply("三")], intent="x"),
+    )
+    rows = session.execute(
+        select(Message.id, Message.text, Message.buttons, Message.reply_to_id)
+        .where(Message.conversation_id == chat.conversation_id, Message.role == "bot")
+        .order_by(Message.id)
+    ).all()
+    assert [(m.id, m.text, m.buttons) for m in stored] == [(r[0], r[1], r[2]) for r in rows]
+    assert [r[1] for r in rows] == ["一", "二", "三"] and rows[1][2] == buttons
+    assert {r[3] for r in rows} == {inbound.message.id}
+    assert (
+        conv.record_turn(  # the same turn again (a retry) stores nothing
+            session=session,
+            message_id=inbound.message.id,
+            clock=fixed_clock,
+            outcome=TurnOutcome(replies=[Reply("四")], intent="x"),
+        )
+        == []
+    )
+
+
 def test_failed_turn_flags_the_conversation(session: Session) -> None:
     chat = _open(session)
     inbound = _inbound(session, chat, "c-1", "我的订单")

@@ -219,9 +219,31 @@ def test_a_turn_tags_the_customer_at_once(session: Session) -> None:
         ).all()
     )
     assert sources["complainer"] == "agent"  # the agent's row is kept, not doubled
-    # 91 days later the delay is history: the next turn (any intent) removes the rule's tag.
-    _say(session, "C00001", "greet", FIXED_NOW + timedelta(days=91))
+    # 91 days later the delay is history. A turn of another intent does not look at the
+    # rule (the turn stays cheap); the recompute job lets the window run out.
+    later = FIXED_NOW + timedelta(days=91)
+    _say(session, "C00001", "greet", later)
+    assert zhang in _tagged(session)["shipping_delay_affected"]
+    apply_tag_rules(session=session, clock=lambda: later)
     assert zhang not in _tagged(session)["shipping_delay_affected"]
+
+
+def test_a_turn_looks_only_at_the_rules_it_can_change(session: Session) -> None:
+    from bot.services.tags import apply_turn_rules
+
+    zhang = _customer_id(session, "C00001")
+    rules = [
+        {"tag": "talker", "rule": {"intent": "greet"}},
+        {"tag": "calm", "rule": {"not": {"intent": "complaint"}}},
+        {"tag": "recent", "rule": {"last_contact": {"within_days": 7}}},
+    ]
+    turn = lambda intent: apply_turn_rules(  # noqa: E731
+        session=session, customer_id=zhang, intent=intent, rules=rules, clock=fixed_clock
+    )
+    assert set(turn("greet")) == {"talker", "recent"}
+    assert set(turn("complaint")) == {"calm", "recent"}  # a negated intent is named too
+    assert set(turn("ask_coupon")) == {"recent"}  # contact time changes with any turn
+    assert set(turn(None)) == {"talker", "calm", "recent"}  # after a login merge: all
 
 
 def test_turn_rules_are_only_the_conversation_kinds(session: Session) -> None:
