@@ -22,8 +22,10 @@ templates), and what is indexed is the text as the ops role sees it (``bot.priva
 phone number typed in chat cannot be searched for, while the store's order and tracking
 numbers stay findable.
 
-New messages are indexed by a session ``after_flush`` hook registered when this module is
-imported (the API imports it through ``bot.services.review``); ``python -m bot.cli reindex``
+New messages are indexed in their own transaction when this module is imported (the API
+imports it through ``bot.services.review``): shopper messages through
+``conversations.register_stored_hook`` (they are stored with a table statement), agent
+messages and edits by a session ``after_flush`` hook; ``python -m bot.cli reindex``
 rebuilds the index for existing data. ``delete_for_conversations`` removes index rows (the
 FTS5 rows follow through the triggers; the foreign keys also cascade from ``message``); it
 is registered as a transcript hook of ``bot.privacy.erasure``, so erasure and retention call
@@ -63,6 +65,7 @@ from bot.models.review import MessageSearch
 from bot.privacy.erasure import register_transcript_hook
 from bot.privacy.masking import StoreIdLookup
 from bot.privacy.views import for_role
+from bot.services.conversations import MessageView, register_stored_hook
 from bot.settings import PROJECT_ROOT
 
 INDEXED_ROLES = ("shopper", "agent")
@@ -303,6 +306,17 @@ def _forget_transcripts(session: Session, conversation_ids: Sequence[str]) -> No
 # Erasure and retention remove these conversations' index rows first (their generic pass
 # would also find message_search by its conversation_id; this makes it explicit).
 register_transcript_hook(_forget_transcripts)
+
+
+def _index_stored(session: Session, message: MessageView, conversation_id: str) -> None:
+    if message.role in INDEXED_ROLES:
+        text = _Text(message.id, conversation_id, message.created_at, message.text, None)
+        with session.no_autoflush:
+            _write(session, _rows(session, [text]), fresh=True)
+
+
+# Shopper messages are stored with a table statement (the hot path); others through the ORM.
+register_stored_hook(_index_stored)
 
 
 @event.listens_for(Session, "after_flush")

@@ -9,11 +9,14 @@ in the same transaction — so a reply in flight when a human takes over is drop
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
@@ -158,6 +161,46 @@ _RECORD = (
 )
 _REPLY = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
 _owned_updates: dict[frozenset[str], Any] = {}
+
+
+StoredHook = Callable[[Session, MessageView, str], None]
+_STORED_HOOKS: list[StoredHook] = []
+
+
+def register_stored_hook(hook: StoredHook) -> None:
+    """Call ``hook(session, message, conversation_id)`` in the same transaction whenever a
+    shopper message is stored here (with a table statement, which ORM flush events do not
+    see) — e.g. to index it for search (``bot.search``)."""
+    if hook not in _STORED_HOOKS:
+        _STORED_HOOKS.append(hook)
+
+
+_inbound_inserts: dict[str, Any] = {}
+
+
+def _inbound_insert(dialect: str) -> Any:
+    """INSERT the shopper message unless its client id is already stored, returning its id."""
+    if dialect not in _inbound_inserts:
+        rows = {
+            "uid": bindparam("uid"),
+            "conversation_id": bindparam("conversation_id"),
+            "role": "shopper",
+            "client_msg_id": bindparam("client_msg_id"),
+            "text": bindparam("text"),
+            "payload": bindparam("payload"),
+            "status": "pending",
+            "sentiment": bindparam("sentiment"),
+            "created_at": bindparam("created_at"),
+        }
+        keys = ["conversation_id", "client_msg_id"]
+        if dialect == "postgresql":
+            statement: Any = pg_insert(_MESSAGES).values(rows)
+        else:
+            statement = sqlite_insert(_MESSAGES).values(rows)
+        _inbound_inserts[dialect] = statement.on_conflict_do_nothing(index_elements=keys).returning(
+            _MESSAGES.c.id
+        )
+    return _inbound_inserts[dialect]
 
 
 def _owned_update(fields: frozenset[str]) -> Any:
@@ -328,34 +371,47 @@ def record_inbound(
 ) -> Inbound:
     """Store a shopper message once per client message id; a repeat returns the first.
 
-    The conversation's row is updated (and so locked) first: two requests carrying the same
-    client id then take turns, and the second finds the first one's message instead of
-    colliding with it — no savepoint, three statements for a new message."""
+    Two statements for a new message: the conversation's row is updated (and so locked),
+    then the message is inserted unless its client id is stored already (ON CONFLICT DO
+    NOTHING) — a repeat, or the same message racing in on another connection, then finds
+    the first one. Hooks (``register_stored_hook``) see the new message in the transaction."""
     now = clock()
     session.flush()  # the table statements below do not autoflush the caller's changes
     touched = session.connection().execute(_TOUCH, {"conversation_id": conversation_id, "now": now})
     if not touched.rowcount:
         raise NotFound("conversation")
     _expire_loaded(session, Conversation, conversation_id, ["last_message_at"])
-    existing_inbound = find_inbound(
-        session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
+    uid = _new_id()
+    conn = session.connection()
+    new_id = conn.scalar(
+        _inbound_insert(conn.dialect.name),
+        {
+            "uid": uid,
+            "conversation_id": conversation_id,
+            "client_msg_id": client_msg_id,
+            "text": text,
+            "payload": payload,
+            "sentiment": sentiment,
+            "created_at": now,
+        },
     )
-    if existing_inbound is not None:
-        return existing_inbound
-    message = Message(
-        uid=_new_id(),
-        conversation_id=conversation_id,
+    if new_id is None:  # this client id is stored already: the first one stands
+        existing = find_inbound(
+            session=session, conversation_id=conversation_id, client_msg_id=client_msg_id
+        )
+        assert existing is not None
+        return existing
+    view = MessageView(
+        id=new_id,
         role="shopper",
-        client_msg_id=client_msg_id,
         text=text,
-        payload=payload,
-        status="pending",
-        sentiment=sentiment,
         created_at=now,
+        client_msg_id=client_msg_id,
+        status="pending",
     )
-    session.add(message)
-    session.flush()
-    return Inbound(_view(message), message.uid, duplicate=False)
+    for hook in list(_STORED_HOOKS):
+        hook(session, view, conversation_id)
+    return Inbound(view, uid, duplicate=False)
 
 
 def turn_input(*, session: Session, message_id: int) -> TurnInput:

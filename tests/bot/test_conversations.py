@@ -33,6 +33,15 @@ def _inbound(session: Session, chat: conv.ChatSession, client_id: str, text: str
     )
 
 
+def _greet_back(session: Session, inbound: conv.Inbound) -> list[conv.MessageView]:
+    return conv.record_turn(
+        session=session,
+        message_id=inbound.message.id,
+        clock=fixed_clock,
+        outcome=TurnOutcome(replies=[Reply("Hello!")], intent="greet"),
+    )
+
+
 def test_inbound_is_idempotent_on_client_id(session: Session) -> None:
     chat = _open(session)
     first = _inbound(session, chat, "c-1", "你好")
@@ -77,12 +86,7 @@ def test_reply_in_flight_at_takeover_is_dropped(session: Session) -> None:
     session.execute(
         update(Conversation).where(Conversation.id == chat.conversation_id).values(state="agent")
     )
-    stored = conv.record_turn(
-        session=session,
-        message_id=inbound.message.id,
-        clock=fixed_clock,
-        outcome=TurnOutcome(replies=[Reply("Hello!")], intent="greet"),
-    )
+    stored = _greet_back(session, inbound)
     assert stored == []
     bots = session.scalars(
         select(Message).where(
@@ -98,12 +102,7 @@ def test_a_takeover_the_caller_has_not_flushed_still_stops_the_reply(session: Se
     conversation = session.get(Conversation, chat.conversation_id)
     assert conversation is not None
     conversation.state = "agent"  # changed in this session, not yet written
-    stored = conv.record_turn(
-        session=session,
-        message_id=inbound.message.id,
-        clock=fixed_clock,
-        outcome=TurnOutcome(replies=[Reply("Hello!")], intent="greet"),
-    )
+    stored = _greet_back(session, inbound)
     assert stored == []
     assert conversation.state == "agent"
 

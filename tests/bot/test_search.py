@@ -223,3 +223,26 @@ def test_new_and_edited_messages_are_indexed(session: Session) -> None:
     session.flush()
     assert search.delete_for_conversations(session, ["cnew"]) == 1
     assert search.search_messages(session, "羽绒服") == []
+
+
+def test_a_shopper_message_is_searchable_as_soon_as_it_is_stored(session: Session) -> None:
+    from bot.services import conversations as conv
+
+    chat = conv.start_session(session=session, visitor_id=None, clock=lambda: AT)
+    stored = conv.record_inbound(
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="我的羽绒外套尺码不对",
+        clock=lambda: AT,
+    )
+    again = conv.record_inbound(  # a repeat is not indexed twice
+        session=session,
+        conversation_id=chat.conversation_id,
+        client_msg_id="c-1",
+        text="我的羽绒外套尺码不对",
+        clock=lambda: AT,
+    )
+    assert again.duplicate and again.message.id == stored.message.id
+    hits = search.search_messages(session, "羽绒 尺码")
+    assert [h.message_id for h in hits] == [stored.message.id]
