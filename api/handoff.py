@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import in_db
 from api.events import EventHub
 from bot.clock import Clock, utcnow
-from bot.db import run_with_retry
 from bot.messages import system_message
 from bot.models import Conversation, Message
 from bot.services import handoff as service
@@ -76,7 +75,7 @@ class HandoffService:
         self._going_offline: dict[int, asyncio.Task[None]] = {}
 
     async def _db(self, work: Callable[[Session], T]) -> T:
-        return await to_thread.run_sync(lambda: run_with_retry(work, factory=self._sessions))
+        return await in_db(work, factory=self._sessions)
 
     # --- announcing -----------------------------------------------------------------------
 

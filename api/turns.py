@@ -23,14 +23,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from anyio import to_thread
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.db import in_db
 from api.engine import EngineClient, EngineError, EngineTurn
 from api.events import EventHub
 from api.handoff import HandoffService
 from bot.clock import Clock, utcnow
-from bot.db import run_with_retry
 from bot.messages import system_message
 from bot.models import Conversation
 from bot.sentiment import score as score_sentiment
@@ -139,7 +138,7 @@ class TurnService:
         return await self.run_turn(message_id, extra)
 
     async def _db(self, work: Callable[[Session], Any]) -> Any:
-        return await to_thread.run_sync(lambda: run_with_retry(work, factory=self._sessions))
+        return await in_db(work, factory=self._sessions)
 
     async def run_turn(self, message_id: int, extra: dict[str, Any]) -> list[MessageView]:
         turn = await self._db(lambda s: conv.turn_input(session=s, message_id=message_id))
