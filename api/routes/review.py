@@ -4,8 +4,9 @@ result, verdicts on turns (correct / relabel, CSRF-checked forms) and the downlo
 conversations as CSV or JSON, the corrections as Rasa NLU YAML, conversations as Rasa test
 stories.
 
-Every query and rule lives in ``bot.services.review`` and ``bot.search``; text is shown as
-the staff member's role may see it (``bot.privacy.views.for_role``: masked for ops and admin).
+Every query and rule lives in ``bot.services.review``, ``bot.services.review_export`` and
+``bot.search``; text is shown as the staff member's role may see it
+(``bot.privacy.views.for_role``: masked for ops and admin).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from bot.db import get_sessionmaker
 from bot.errors import InvalidInput, KefuError, NotFound
 from bot.models import Message
 from bot.services import review as rv
+from bot.services import review_export as rx
 from bot.services.staff import SessionView
 
 router = APIRouter(prefix="/console/review", tags=["review"], include_in_schema=False)
@@ -220,7 +222,7 @@ def _stamp() -> str:
 async def export_csv(request: Request, who: OpsStaff) -> Response:
     filters = await _checked_filters(request)
     return _stream(
-        lambda s: rv.export_csv(session=s, filters=filters),
+        lambda s: rx.export_csv(session=s, filters=filters),
         f"conversations-{_stamp()}.csv",
         "text/csv; charset=utf-8",
     )
@@ -230,7 +232,7 @@ async def export_csv(request: Request, who: OpsStaff) -> Response:
 async def export_json(request: Request, who: OpsStaff) -> Response:
     filters = await _checked_filters(request)
     return _stream(
-        lambda s: rv.export_json(session=s, filters=filters),
+        lambda s: rx.export_json(session=s, filters=filters),
         f"conversations-{_stamp()}.json",
         "application/json",
     )
@@ -246,7 +248,7 @@ async def nlu_yaml(who: OpsStaff, since: str = "") -> Response:
             raise InvalidInput(f"since: {since!r} is not a date (YYYY-MM-DD)") from None
 
     def work(session: Session) -> str:
-        return rv.corrected_examples_yaml(session, since=start)
+        return rx.corrected_examples_yaml(session, since=start)
 
     body: str = await in_db(work)
     return PlainTextResponse(
@@ -264,8 +266,8 @@ async def stories_yaml(
     filters = None if chosen else await _checked_filters(request)
 
     def work(session: Session) -> str:
-        wanted = chosen or rv.story_ids(session=session, filters=filters or rv.ReviewFilters())
-        return rv.conversation_test_stories(session, wanted)
+        wanted = chosen or rx.story_ids(session=session, filters=filters or rv.ReviewFilters())
+        return rx.conversation_test_stories(session, wanted)
 
     body: str = await in_db(work)
     return PlainTextResponse(

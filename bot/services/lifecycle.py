@@ -719,11 +719,11 @@ def _default_unit(work: Callable[[Session], T]) -> T:
 
 def corrections_from_review(session: Session) -> str:
     try:
-        from bot.services.review import corrected_examples_yaml
+        from bot.services.review_export import corrected_examples_yaml
     except ImportError as exc:
         raise InvalidInput(
             "the ops review has no corrections source yet "
-            "(bot.services.review.corrected_examples_yaml)"
+            "(bot.services.review_export.corrected_examples_yaml)"
         ) from exc
     return str(corrected_examples_yaml(session=session))
 

@@ -65,6 +65,7 @@ from bot.models import (
     Variant,
 )
 from bot.models.crm import PURCHASED_ORDER_STATUSES, CustomerRfm, CustomerTag, Segment
+from bot.spreadsheet import cell
 
 MAX_DEPTH = 8
 MAX_NODES = 64
@@ -422,12 +423,6 @@ def list_members(
 CSV_HEADER = ("customer_id", "name", "language", "membership_level", "r", "f", "m")
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    # A name typed by a shopper must not become a spreadsheet formula.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_csv(
     *,
     session: Session,
@@ -448,7 +443,7 @@ def export_csv(
     result = session.execute(_members_query(where).execution_options(yield_per=batch))
     for rows in result.partitions():
         for row in rows:
-            writer.writerow([_cell(v) for v in row[1:]])
+            writer.writerow([cell(v) for v in row[1:]])
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()

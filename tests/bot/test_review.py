@@ -23,6 +23,7 @@ from bot.models.crm import CustomerTag, Segment
 from bot.models.handoff import Csat, Handoff
 from bot.models.review import ConversationReview, TurnLabel
 from bot.services import review as rv
+from bot.services import review_export as rx
 
 # Far from the seeded store's dates, so a date range selects this set only.
 BASE = datetime(2031, 3, 1, 2, 0, tzinfo=timezone.utc)  # 10:00 in Asia/Shanghai
@@ -430,8 +431,8 @@ def test_corrected_examples_yaml(session: Session, rs: ReviewSet) -> None:
         session=session, message_id=rs.turns[("en4", 1)], status="relabelled",
         intent="human_agent", reviewer_id=None,
     )  # fmt: skip
-    report = rv.ExportReport()
-    text = rv.corrected_examples_yaml(session, since=since, report=report)
+    report = rx.ExportReport()
+    text = rx.corrected_examples_yaml(session, since=since, report=report)
     data = yaml.safe_load(text)
     assert data["version"] == "3.1"
     blocks = {b["intent"]: b["examples"].splitlines() for b in data["nlu"]}
@@ -443,7 +444,7 @@ def test_corrected_examples_yaml(session: Session, rs: ReviewSet) -> None:
     assert list(blocks) == sorted(blocks)  # grouped per intent, in a stable order
     # Labels before ``since`` are left out.
     later = datetime.now(timezone.utc) + timedelta(minutes=1)
-    assert yaml.safe_load(rv.corrected_examples_yaml(session, since=later))["nlu"] == []
+    assert yaml.safe_load(rx.corrected_examples_yaml(session, since=later))["nlu"] == []
 
 
 def test_training_text_already_in_data_nlu_is_not_exported(session: Session, rs: ReviewSet) -> None:
@@ -455,8 +456,8 @@ def test_training_text_already_in_data_nlu_is_not_exported(session: Session, rs:
     session.add(message)
     session.flush()
     rv.label_turn(session=session, message_id=message.id, status="correct", reviewer_id=None)
-    report = rv.ExportReport()
-    text = rv.corrected_examples_yaml(session, report=report)
+    report = rx.ExportReport()
+    text = rx.corrected_examples_yaml(session, report=report)
     assert "我的快递到哪了" not in text and report.in_training_data >= 1
 
 
@@ -465,7 +466,7 @@ def test_conversation_test_stories(session: Session, rs: ReviewSet) -> None:
         session=session, message_id=rs.turns[("en2", 2)], status="relabelled",
         intent="out_of_scope", reviewer_id=None,
     )  # fmt: skip
-    text = rv.conversation_test_stories(session, [rs.ids["zh1"], rs.ids["en2"], rs.ids["en4"]])
+    text = rx.conversation_test_stories(session, [rs.ids["zh1"], rs.ids["en2"], rs.ids["en4"]])
     data = yaml.safe_load(text)
     stories = {s["story"]: s["steps"] for s in data["stories"]}
     zh1 = stories[f"conversation {rs.ids['zh1']}"]
@@ -481,9 +482,9 @@ def test_conversation_test_stories(session: Session, rs: ReviewSet) -> None:
 
 def _export(session: Session, rs: ReviewSet) -> tuple[dict[str, dict[str, str]], dict[str, Any]]:
     filters = rv.parse_filters(MARCH)
-    body = "".join(rv.export_csv(session=session, filters=filters))
+    body = "".join(rx.export_csv(session=session, filters=filters))
     rows = {r["conversation_id"]: r for r in csv.DictReader(io.StringIO(body))}
-    parsed = json.loads("".join(rv.export_json(session=session, filters=filters)))
+    parsed = json.loads("".join(rx.export_json(session=session, filters=filters)))
     return rows, {r["conversation_id"]: r for r in parsed}
 
 
@@ -504,7 +505,7 @@ def test_export_csv_and_json_values(session: Session, rs: ReviewSet) -> None:
     assert objects[en2]["handoff_reasons"] == ["low_confidence"]
     assert objects[en2]["outcomes"] == ["return"] and objects[en2]["fallback"] is True
     assert objects[en4]["review_status"] == "needs_attention"
-    assert list(objects[zh1]) == list(rv.EXPORT_FIELDS)
+    assert list(objects[zh1]) == list(rx.EXPORT_FIELDS)
     # The CSV carries the same values.
     assert rows[zh1]["first_response_s"] == "10.0" and rows[zh3]["resolution_s"] == ""
     assert rows[en2]["satisfaction"] == "2" and rows[en2]["fallback"] == "yes"

@@ -18,6 +18,7 @@ import yaml
 from bot.db import session_scope
 from bot.models import Message
 from bot.services import review as rv
+from bot.services import review_export as rx
 from tests.bot.test_review import BASE, build_review_set
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +49,7 @@ EXTRA = [  # (text, NLU intent, corrected intent or None to confirm, annotated c
 ]  # fmt: skip
 
 
-def _labelled_export(app_db: str) -> tuple[str, str, rv.ExportReport]:
+def _labelled_export(app_db: str) -> tuple[str, str, rx.ExportReport]:
     with session_scope() as session:
         rs = build_review_set(session)
         cid = rs.ids["zh5"]
@@ -72,9 +73,9 @@ def _labelled_export(app_db: str) -> tuple[str, str, rv.ExportReport]:
             session=session, message_id=rs.turns[("en2", 2)], status="relabelled",
             intent="out_of_scope", reviewer_id=None,
         )  # fmt: skip
-        report = rv.ExportReport()
-        nlu = rv.corrected_examples_yaml(session, report=report)
-        stories = rv.conversation_test_stories(session, list(rs.ids.values()))
+        report = rx.ExportReport()
+        nlu = rx.corrected_examples_yaml(session, report=report)
+        stories = rx.conversation_test_stories(session, list(rs.ids.values()))
     return nlu, stories, report
 
 
