@@ -13,7 +13,8 @@ from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -21,6 +22,16 @@ from bot.settings import get_settings
 
 SQLITE_BUSY_TIMEOUT_MS = 15_000
 T = TypeVar("T")
+_DIALECT_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def insert_or_ignore(
+    dialect: str, table: Table, values: dict[str, Any], *, keys: list[str] | None = None
+) -> Any:
+    """``INSERT … ON CONFLICT [(keys)] DO NOTHING`` on either supported database (build it
+    once and run it with bind parameters: the callers are hot paths)."""
+    statement: Any = _DIALECT_INSERTS[dialect](table).values(values)
+    return statement.on_conflict_do_nothing(index_elements=keys)
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:

@@ -15,12 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, Table, bindparam, exists, insert, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.util import identity_key
 
 from bot.clock import Clock, utcnow
+from bot.db import insert_or_ignore
 from bot.errors import InvalidToken, NotFound, RateLimited
 from bot.models import Conversation, Customer, Message, Staff, Visitor
 from bot.models.handoff import AgentMessage, Ticket
@@ -143,6 +142,18 @@ def _expire_loaded(session: Session, model: type[Any], key: Any, fields: list[st
         session.expire(loaded, fields)
 
 
+StoredHook = Callable[[Session, MessageView, str], None]
+_STORED_HOOKS: list[StoredHook] = []
+
+
+def register_stored_hook(hook: StoredHook) -> None:
+    """Call ``hook(session, message, conversation_id)`` in the same transaction whenever a
+    shopper message is stored here (with a table statement, which ORM flush events do not
+    see) — e.g. to index it for search (``bot.search``)."""
+    if hook not in _STORED_HOOKS:
+        _STORED_HOOKS.append(hook)
+
+
 # Built once, run with bind parameters: this is every shopper message's path.
 _TOUCH = (
     update(_CONVERSATIONS)
@@ -160,47 +171,27 @@ _RECORD = (
     .returning(_MESSAGES.c.conversation_id)
 )
 _REPLY = insert(_MESSAGES).returning(_MESSAGES.c.id, sort_by_parameter_order=True)
+
+
+_INBOUND_ROW = {
+    "uid": bindparam("uid"),
+    "conversation_id": bindparam("conversation_id"),
+    "role": "shopper",
+    "client_msg_id": bindparam("client_msg_id"),
+    "text": bindparam("text"),
+    "payload": bindparam("payload"),
+    "status": "pending",
+    "sentiment": bindparam("sentiment"),
+    "created_at": bindparam("created_at"),
+}
+# The shopper message unless its client id is stored already, returning its id.
+_INBOUND = {
+    d: insert_or_ignore(
+        d, _MESSAGES, _INBOUND_ROW, keys=["conversation_id", "client_msg_id"]
+    ).returning(_MESSAGES.c.id)
+    for d in ("postgresql", "sqlite")
+}
 _owned_updates: dict[frozenset[str], Any] = {}
-
-
-StoredHook = Callable[[Session, MessageView, str], None]
-_STORED_HOOKS: list[StoredHook] = []
-
-
-def register_stored_hook(hook: StoredHook) -> None:
-    """Call ``hook(session, message, conversation_id)`` in the same transaction whenever a
-    shopper message is stored here (with a table statement, which ORM flush events do not
-    see) — e.g. to index it for search (``bot.search``)."""
-    if hook not in _STORED_HOOKS:
-        _STORED_HOOKS.append(hook)
-
-
-_inbound_inserts: dict[str, Any] = {}
-
-
-def _inbound_insert(dialect: str) -> Any:
-    """INSERT the shopper message unless its client id is already stored, returning its id."""
-    if dialect not in _inbound_inserts:
-        rows = {
-            "uid": bindparam("uid"),
-            "conversation_id": bindparam("conversation_id"),
-            "role": "shopper",
-            "client_msg_id": bindparam("client_msg_id"),
-            "text": bindparam("text"),
-            "payload": bindparam("payload"),
-            "status": "pending",
-            "sentiment": bindparam("sentiment"),
-            "created_at": bindparam("created_at"),
-        }
-        keys = ["conversation_id", "client_msg_id"]
-        if dialect == "postgresql":
-            statement: Any = pg_insert(_MESSAGES).values(rows)
-        else:
-            statement = sqlite_insert(_MESSAGES).values(rows)
-        _inbound_inserts[dialect] = statement.on_conflict_do_nothing(index_elements=keys).returning(
-            _MESSAGES.c.id
-        )
-    return _inbound_inserts[dialect]
 
 
 def _owned_update(fields: frozenset[str]) -> Any:
@@ -384,7 +375,7 @@ def record_inbound(
     uid = _new_id()
     conn = session.connection()
     new_id = conn.scalar(
-        _inbound_insert(conn.dialect.name),
+        _INBOUND[conn.dialect.name],
         {
             "uid": uid,
             "conversation_id": conversation_id,

@@ -13,16 +13,25 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
-from sqlalchemy import Integer, bindparam, case, delete, exists, func, insert, literal, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    Integer,
+    Table,
+    bindparam,
+    case,
+    delete,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+)
 from sqlalchemy.orm import Session, aliased
 
 from bot.clock import Clock, utcnow
+from bot.db import insert_or_ignore
 from bot.errors import InvalidInput
 from bot.models import Customer, Product
 from bot.models.base import UTCDateTime
@@ -218,26 +227,18 @@ _TAG_ROW = {
     "source": RULE_SOURCE,
     "created_at": bindparam("created_at"),
 }
-_ADD_TAG = {  # built once: a turn of a tagged intent runs one of these
-    "postgresql": pg_insert(CustomerTag).values(_TAG_ROW).on_conflict_do_nothing(),
-    "sqlite": sqlite_insert(CustomerTag).values(_TAG_ROW).on_conflict_do_nothing(),
-}
+_TAGS = cast(Table, CustomerTag.__table__)
+# Built once per database: a turn of a tagged intent runs it.
+_ADD_TAG = {d: insert_or_ignore(d, _TAGS, _TAG_ROW) for d in ("postgresql", "sqlite")}
 
 
 def _add_tag(session: Session, *, customer_id: int, tag: str, now: datetime) -> None:
     """Add a rule tag unless the customer has it already (another conversation of theirs may
     add it at the same moment): INSERT … ON CONFLICT DO NOTHING, one statement."""
-    values = {"customer_id": customer_id, "tag": tag, "created_at": now}
     conn = session.connection()
-    statement = _ADD_TAG.get(conn.dialect.name)
-    if statement is not None:
-        conn.execute(statement, values)
-        return
-    try:  # pragma: no cover - the two supported databases are above
-        with session.begin_nested():
-            session.execute(insert(CustomerTag).values(source=RULE_SOURCE, **values))
-    except IntegrityError:
-        pass
+    conn.execute(
+        _ADD_TAG[conn.dialect.name], {"customer_id": customer_id, "tag": tag, "created_at": now}
+    )
 
 
 def _build_turn_query(checked: list[TagRule], now: datetime) -> Any:
