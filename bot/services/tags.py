@@ -319,6 +319,7 @@ def apply_turn_rules(
     rule names costs no statement at all. Same semantics as ``apply_tag_rules``: another
     source's tag is never touched. Returns rule tag → holds."""
     now = clock()
+    session.flush()  # the statements below go to the connection: no autoflush
     plan = (
         _turn_plan(session, intent, now)
         if rules is None

@@ -10,7 +10,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import Conversation, Customer, Message, Order, OrderItem, Product, Variant
+from bot.models import (
+    Conversation,
+    Customer,
+    Message,
+    Order,
+    OrderItem,
+    Outcome,
+    Product,
+    Variant,
+)
 from bot.models.crm import PURCHASED_ORDER_STATUSES, CustomerRfm, CustomerTag
 from bot.services.conversations import (
     Reply,
@@ -265,3 +274,20 @@ def test_turn_rules_are_only_the_conversation_kinds(session: Session) -> None:
         t
         for (t,) in session.execute(select(CustomerTag.tag).where(CustomerTag.customer_id == zhang))
     }
+
+
+def test_turn_rules_see_what_the_caller_has_not_flushed(session: Session) -> None:
+    from bot.services.tags import apply_turn_rules
+
+    zhang = _customer_id(session, "C00001")
+    rules = [{"tag": "accepted", "rule": {"outcome": "delay_accepted"}}]
+    session.add(
+        Outcome(
+            message_id="m-unflushed",
+            customer_id=zhang,
+            kind="delay_accepted",
+            created_at=FIXED_NOW,
+        )
+    )  # not flushed yet
+    verdict = apply_turn_rules(session=session, customer_id=zhang, rules=rules, clock=fixed_clock)
+    assert verdict == {"accepted": True}
