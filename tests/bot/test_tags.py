@@ -10,16 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.models import (
-    Conversation,
-    Customer,
-    Message,
-    Order,
-    OrderItem,
-    Outcome,
-    Product,
-    Variant,
-)
+from bot.models import Conversation, Customer, Message, Order, OrderItem, Outcome, Product, Variant
 from bot.models.crm import PURCHASED_ORDER_STATUSES, CustomerRfm, CustomerTag
 from bot.services.conversations import (
     Reply,
